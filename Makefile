@@ -1,0 +1,37 @@
+# Convenience wrapper around CMake, so a fresh clone needs only `make`.
+#   make                 build the libraries, demo, tests and bench (Release)
+#   make test            build and run every test
+#   make demo            build an index on generated data and query it
+#   make install         install (PREFIX=/usr/local by default)
+#   make SANITIZE=address|undefined|thread test   sanitizer build, own folder
+PREFIX   ?= /usr/local
+SANITIZE ?=
+BUILD_TYPE ?= Release
+ifeq ($(SANITIZE),)
+BUILD ?= build
+else
+BUILD ?= build-$(SANITIZE)
+BUILD_TYPE = RelWithDebInfo
+endif
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all test demo install clean configure
+
+all: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+configure:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSW_SANITIZE=$(SANITIZE) >/dev/null
+
+test: all
+	cd $(BUILD) && ctest --output-on-failure
+
+demo: all
+	./$(BUILD)/sw_demo
+
+install: all
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf build build-address build-undefined build-thread

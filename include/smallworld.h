@@ -1,0 +1,308 @@
+/*
+ * smallworld.h — the one public header of libsmallworld.
+ *
+ * smallworld is an approximate nearest-neighbour index built on HNSW
+ * (Malkov & Yashunin, "Efficient and robust approximate nearest neighbor
+ * search using Hierarchical Navigable Small World graphs", 2016/2018).
+ *
+ * Conventions, everywhere in this header:
+ *
+ *   - Every function that can fail returns an sw_status: SW_OK (0) on
+ *     success, a negative code on failure.  Results come back through
+ *     out-parameters that the caller owns.  sw_strerror() names a code;
+ *     sw_last_error() gives the detail of the last failure on the calling
+ *     thread ("dimension 64 does not match the index dimension 128").
+ *   - A call that fails leaves the index exactly as it was.
+ *   - Bad parameters are refused with a status, never clamped, with one
+ *     documented exception: a search ef smaller than k is raised to k.
+ *   - Handles are opaque.  sw_free(NULL) is a no-op.
+ *
+ * Thread safety (this version): any number of threads may call the
+ * read-only functions (search, exact search, get, contains, getters, save)
+ * on the same index at the same time.  Functions that change the index
+ * (add, set_ef) need exclusive access: do not run them concurrently with
+ * any other call on the same index.  Distinct indexes are independent.
+ */
+#ifndef SMALLWORLD_H
+#define SMALLWORLD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(SW_BUILDING_SHARED)
+#define SW_API __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define SW_API __attribute__((visibility("default")))
+#else
+#define SW_API
+#endif
+
+#define SW_VERSION_MAJOR 0
+#define SW_VERSION_MINOR 1
+#define SW_VERSION_PATCH 0
+#define SW_VERSION_STRING "0.1.0"
+
+/** The library's version string, e.g. "0.1.0". */
+SW_API const char *sw_version(void);
+
+/* ===================================================================== */
+/* Status codes                                                          */
+/* ===================================================================== */
+
+/*
+ * One table makes both the enum and sw_strerror(), so the two can never
+ * disagree.  Codes are never renumbered; new ones are appended.
+ */
+#define SW_STATUS_MAP(X)                                                           \
+    X(SW_OK, 0, "success")                                                         \
+    X(SW_ENULL, -1, "a required pointer argument is NULL")                         \
+    X(SW_EINVAL, -2, "invalid argument")                                           \
+    X(SW_ENOMEM, -3, "out of memory")                                              \
+    X(SW_EDIM, -4, "dimension out of range (must be 1..SW_MAX_DIM)")               \
+    X(SW_EDIMMISMATCH, -5, "vector dimension does not match the index")            \
+    X(SW_ENOTFINITE, -6, "vector contains NaN or infinity")                        \
+    X(SW_ENOTFOUND, -7, "label not found in the index")                            \
+    X(SW_EK, -8, "k must be at least 1")                                           \
+    X(SW_EMETRIC, -9, "unknown metric")                                            \
+    X(SW_EM, -10, "M or M0 out of range (see SW_MIN_M, SW_MAX_M, SW_MAX_M0)")      \
+    X(SW_EEFC, -11, "ef_construction out of range (1..SW_MAX_EF)")                 \
+    X(SW_EEF, -12, "ef out of range (0..SW_MAX_EF)")                               \
+    X(SW_EFULL, -13, "index is full (2^32 - 1 elements)")                          \
+    X(SW_EIO, -14, "file input/output error")                                      \
+    X(SW_ECORRUPT, -15, "file is not a valid smallworld index or is corrupt")      \
+    X(SW_EVERSION, -16, "file was written by an unsupported format version")
+
+typedef enum sw_status {
+#define SW__STATUS_ENUM(name, value, text) name = value,
+    SW_STATUS_MAP(SW__STATUS_ENUM)
+#undef SW__STATUS_ENUM
+} sw_status;
+
+/**
+ * A static, human-readable description of a status code.  Never NULL; an
+ * unknown code gets "unknown status code".  Thread-safe.
+ */
+SW_API const char *sw_strerror(sw_status status);
+
+/**
+ * Detail of the most recent failure of a smallworld call on the calling
+ * thread: the sw_strerror() text, followed by specifics where there are any
+ * (which argument, which values).  Valid until the next failing call on the
+ * same thread.  Never NULL; "" if no call on this thread has failed yet.
+ * Successful calls do not clear it.
+ */
+SW_API const char *sw_last_error(void);
+
+/* ===================================================================== */
+/* Options                                                               */
+/* ===================================================================== */
+
+/** Distance functions.  Results are reported as shown. */
+typedef enum sw_metric {
+    SW_METRIC_L2 = 0,     /**< squared Euclidean: sum (a_i - b_i)^2 */
+    SW_METRIC_IP = 1,     /**< inner product: 1 - sum a_i b_i (as hnswlib) */
+    SW_METRIC_COSINE = 2, /**< 1 - cos(a, b); vectors normalised on the way in */
+    SW_METRIC_L1 = 3      /**< Manhattan: sum |a_i - b_i| */
+} sw_metric;
+
+/** Parameter bounds.  Values outside them are refused, never clamped. */
+#define SW_MAX_DIM 65536u   /**< dim: 1 .. SW_MAX_DIM */
+#define SW_MIN_M 2u         /**< M: SW_MIN_M .. SW_MAX_M */
+#define SW_MAX_M 512u
+#define SW_MAX_M0 2048u     /**< M0: M .. SW_MAX_M0 (0 in options = 2*M) */
+#define SW_MAX_EF 1000000u  /**< ef_construction: 1 .. SW_MAX_EF; ef likewise */
+
+/**
+ * Pluggable allocator.  alloc returns memory aligned to at least `align`
+ * (a power of two, at most 4096) or NULL; free receives the pointer and the
+ * size that was asked for.  Both are called from any thread that changes or
+ * searches the index, so they must be thread-safe.  ctx is passed through.
+ */
+typedef struct sw_allocator {
+    void *(*alloc)(void *ctx, size_t size, size_t align);
+    void (*free)(void *ctx, void *ptr, size_t size);
+    void *ctx;
+} sw_allocator;
+
+/**
+ * Creation options.  Always start from sw_options_default() and change the
+ * fields you care about, so that fields added in later versions get their
+ * defaults.
+ */
+typedef struct sw_options {
+    uint32_t dim;             /**< vector dimension; no default (0 = unset) */
+    sw_metric metric;         /**< default SW_METRIC_L2 */
+    uint32_t M;               /**< links per node on upper layers; default 16 */
+    uint32_t M0;              /**< links per node on layer 0; default 0 = 2*M */
+    uint32_t ef_construction; /**< candidate list size while inserting; default 200 */
+    uint32_t ef_search;       /**< default search ef when a search passes 0; default 64 */
+    uint64_t seed;            /**< seed of the level generator; default 100 */
+    int keep_pruned;          /**< Algorithm 4 keepPrunedConnections; default 0 */
+    int extend_candidates;    /**< Algorithm 4 extendCandidates; default 0 */
+    const sw_allocator *allocator; /**< NULL = the C library's malloc/free */
+} sw_options;
+
+/**
+ * The default options: dim 0 (must be set), L2, M 16, M0 2*M,
+ * ef_construction 200, ef_search 64, seed 100, heuristic flags off,
+ * allocator NULL.
+ */
+SW_API sw_options sw_options_default(void);
+
+/* ===================================================================== */
+/* Lifecycle                                                             */
+/* ===================================================================== */
+
+typedef struct sw_index sw_index;
+
+/**
+ * Create an empty index.  No capacity is declared: storage grows as
+ * vectors arrive, and stored vectors are never copied or moved.
+ *
+ * On success *out owns a new index, to be released with sw_free().
+ * On failure *out is set to NULL (when out is not NULL).
+ *
+ * Errors: SW_ENULL (opt or out NULL), SW_EDIM, SW_EMETRIC, SW_EM, SW_EEFC,
+ * SW_EEF (ef_search > SW_MAX_EF), SW_EINVAL (allocator with a NULL
+ * function), SW_ENOMEM.
+ */
+SW_API sw_status sw_create(const sw_options *opt, sw_index **out);
+
+/** Release an index and everything it owns.  NULL is a no-op. */
+SW_API void sw_free(sw_index *index);
+
+/* ===================================================================== */
+/* Adding vectors                                                        */
+/* ===================================================================== */
+
+/**
+ * Add `vector` (dim floats, read and copied; any alignment) under `label`.
+ * If the label is already present, its vector is replaced and its
+ * neighbourhood re-linked: an update, not a duplicate.  With the cosine
+ * metric the vector is stored normalised (a zero vector is stored as zero
+ * and is at distance 1 from everything).
+ *
+ * Errors: SW_ENULL, SW_EDIMMISMATCH (dim != index dimension),
+ * SW_ENOTFINITE, SW_EFULL, SW_ENOMEM.  On any error the index is unchanged.
+ * Needs exclusive access to the index.
+ */
+SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, size_t dim);
+
+/* ===================================================================== */
+/* Searching                                                             */
+/* ===================================================================== */
+
+/**
+ * Per-search parameters.  Pass NULL for the defaults, or start from
+ * sw_search_params_default().
+ */
+typedef struct sw_search_params {
+    uint32_t ef; /**< candidate list size; 0 = the index default; raised to k if smaller */
+} sw_search_params;
+
+SW_API sw_search_params sw_search_params_default(void);
+
+/**
+ * The k approximate nearest neighbours of `query` (dim floats).
+ *
+ * Writes up to k results to labels[0..] and distances[0..] (either may be
+ * NULL if not wanted), nearest first, ties broken by internal order; stores
+ * the number written in *n_found.  Fewer than k results (an index with fewer
+ * than k vectors) is not an error.
+ *
+ * Errors: SW_ENULL (index, query or n_found NULL), SW_EDIMMISMATCH, SW_EK
+ * (k == 0), SW_EEF (ef > SW_MAX_EF), SW_ENOTFINITE (query has NaN/Inf),
+ * SW_ENOMEM.  On error *n_found is 0.
+ * Thread-safe with other read-only calls.
+ */
+SW_API sw_status sw_search(const sw_index *index, const float *query, size_t dim, size_t k,
+                           const sw_search_params *params, uint64_t *labels,
+                           float *distances, size_t *n_found);
+
+/**
+ * Exact (brute-force) k nearest neighbours, with the same signature and
+ * result convention as sw_search().  params->ef is ignored.  This is the
+ * oracle the tests measure recall against.  Cost: one distance per stored
+ * vector.
+ */
+SW_API sw_status sw_search_exact(const sw_index *index, const float *query, size_t dim,
+                                 size_t k, const sw_search_params *params,
+                                 uint64_t *labels, float *distances, size_t *n_found);
+
+/**
+ * Set the default search ef (used when a search passes ef = 0).
+ * Errors: SW_ENULL, SW_EEF (ef == 0 or ef > SW_MAX_EF).
+ * Needs exclusive access.
+ */
+SW_API sw_status sw_set_ef(sw_index *index, uint32_t ef);
+
+/* ===================================================================== */
+/* Looking things up                                                     */
+/* ===================================================================== */
+
+/**
+ * Copy the stored vector of `label` into out[0..dim).  With the cosine
+ * metric this is the normalised vector.
+ * Errors: SW_ENULL, SW_EDIMMISMATCH, SW_ENOTFOUND.
+ */
+SW_API sw_status sw_get(const sw_index *index, uint64_t label, float *out, size_t dim);
+
+/** 1 if `label` is in the index, 0 if not or if index is NULL. */
+SW_API int sw_contains(const sw_index *index, uint64_t label);
+
+/** Number of vectors in the index (0 for NULL). */
+SW_API size_t sw_count(const sw_index *index);
+
+/** Vector dimension (0 for NULL). */
+SW_API size_t sw_dim(const sw_index *index);
+
+/** Metric (SW_METRIC_L2 for NULL). */
+SW_API sw_metric sw_get_metric(const sw_index *index);
+
+/** Current default search ef (0 for NULL). */
+SW_API uint32_t sw_get_ef(const sw_index *index);
+
+/**
+ * The index's parameters as an options struct (M0 resolved to its actual
+ * value, ef_search the current default, allocator as given at creation).
+ * Errors: SW_ENULL.
+ */
+SW_API sw_status sw_get_options(const sw_index *index, sw_options *out);
+
+/**
+ * Bytes of memory the index holds: vectors, graph, labels, label map and
+ * search scratch space, rounded to what was asked of the allocator.
+ * 0 for NULL.
+ */
+SW_API size_t sw_memory_usage(const sw_index *index);
+
+/* ===================================================================== */
+/* Files                                                                 */
+/* ===================================================================== */
+
+/**
+ * Save the index to `path`.  The file is written beside the target under a
+ * temporary name, flushed to disk and renamed over the target, so a crash
+ * leaves either the old file or the new one.  Thread-safe with readers.
+ * Errors: SW_ENULL, SW_EIO (see sw_last_error() for the OS message),
+ * SW_ENOMEM.
+ */
+SW_API sw_status sw_save(const sw_index *index, const char *path);
+
+/**
+ * Load an index saved by sw_save().  `allocator` may be NULL.  The loaded
+ * index gives the same results as the saved one.
+ * Errors: SW_ENULL, SW_EIO (cannot open or read), SW_ECORRUPT (bad magic,
+ * truncated, out-of-range field), SW_EVERSION, SW_ENOMEM.
+ */
+SW_API sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SMALLWORLD_H */

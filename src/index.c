@@ -1,0 +1,256 @@
+/*
+ * index.c — creating and freeing an index, options, getters, memory.
+ *
+ * Parameters are validated here once, against the bounds published in
+ * smallworld.h, and refused rather than clamped: a caller who asked for
+ * M = 1 has a bug we should show, not hide.  The record geometry (where the
+ * vector and the links sit in a layer-0 record, how many slots a chunk has)
+ * is fixed at creation from the dimension and M0, and never changes.
+ *
+ * All memory goes through the index's allocator (sw__alloc), which also
+ * keeps the byte count that sw_memory_usage() reports; tests plug in an
+ * allocator that fails on demand to prove every error path leaves the index
+ * as it was.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ==== Memory ==== */
+
+static void *default_alloc(void *ctx, size_t size, size_t align) {
+    (void)ctx;
+    if (align < sizeof(void *)) align = sizeof(void *);
+    void *p = NULL;
+    if (posix_memalign(&p, align, size ? size : 1) != 0) return NULL;
+    return p;
+}
+
+static void default_free(void *ctx, void *p, size_t size) {
+    (void)ctx;
+    (void)size;
+    free(p);
+}
+
+void *sw__alloc(sw__mem *m, size_t size, size_t align) {
+    void *p = m->a.alloc(m->a.ctx, size, align);
+    if (p) atomic_fetch_add_explicit(&m->bytes, size, memory_order_relaxed);
+    return p;
+}
+
+void *sw__calloc(sw__mem *m, size_t size, size_t align) {
+    void *p = sw__alloc(m, size, align);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
+void sw__free(sw__mem *m, void *p, size_t size) {
+    if (!p) return;
+    atomic_fetch_sub_explicit(&m->bytes, size, memory_order_relaxed);
+    m->a.free(m->a.ctx, p, size);
+}
+
+/* ==== Options ==== */
+
+sw_options sw_options_default(void) {
+    sw_options o;
+    memset(&o, 0, sizeof o);
+    o.dim = 0;
+    o.metric = SW_METRIC_L2;
+    o.M = 16;
+    o.M0 = 0;
+    o.ef_construction = 200;
+    o.ef_search = 64;
+    o.seed = 100;
+    o.keep_pruned = 0;
+    o.extend_candidates = 0;
+    o.allocator = NULL;
+    return o;
+}
+
+sw_search_params sw_search_params_default(void) {
+    sw_search_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+sw_status sw__check_options(const sw_options *o) {
+    if (o->dim == 0 || o->dim > SW_MAX_DIM)
+        return sw__fail(SW_EDIM, "dim is %u, must be 1..%u", o->dim, SW_MAX_DIM);
+    if ((unsigned)o->metric > SW_METRIC_L1)
+        return sw__fail(SW_EMETRIC, "metric %d is not one of L2, IP, cosine, L1", (int)o->metric);
+    if (o->M < SW_MIN_M || o->M > SW_MAX_M)
+        return sw__fail(SW_EM, "M is %u, must be %u..%u", o->M, SW_MIN_M, SW_MAX_M);
+    if (o->M0 != 0 && (o->M0 < o->M || o->M0 > SW_MAX_M0))
+        return sw__fail(SW_EM, "M0 is %u, must be 0 (= 2*M) or M (%u)..%u", o->M0, o->M,
+                        SW_MAX_M0);
+    if (o->ef_construction == 0 || o->ef_construction > SW_MAX_EF)
+        return sw__fail(SW_EEFC, "ef_construction is %u, must be 1..%u", o->ef_construction,
+                        SW_MAX_EF);
+    if (o->ef_search == 0 || o->ef_search > SW_MAX_EF)
+        return sw__fail(SW_EEF, "ef_search is %u, must be 1..%u", o->ef_search, SW_MAX_EF);
+    if (o->allocator && (!o->allocator->alloc || !o->allocator->free))
+        return sw__fail(SW_EINVAL, "allocator has a NULL alloc or free function");
+    return SW_OK;
+}
+
+/* ==== Create and free ==== */
+
+static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
+
+sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **out) {
+    sw__mem mem;
+    mem.a.alloc = a ? a->alloc : default_alloc;
+    mem.a.free = a ? a->free : default_free;
+    mem.a.ctx = a ? a->ctx : NULL;
+    atomic_init(&mem.bytes, 0);
+
+    sw_index *ix = mem.a.alloc(mem.a.ctx, sizeof *ix, SW__LINE);
+    if (!ix) return sw__fail(SW_ENOMEM, "allocating the index (%zu bytes)", sizeof *ix);
+    memset(ix, 0, sizeof *ix);
+    ix->mem.a = mem.a;
+    atomic_init(&ix->mem.bytes, sizeof *ix);
+    if (pthread_mutex_init(&ix->ctx_lock, NULL) != 0) {
+        mem.a.free(mem.a.ctx, ix, sizeof *ix);
+        return sw__fail(SW_ENOMEM, "initialising a mutex");
+    }
+
+    ix->dim = o->dim;
+    ix->metric = o->metric;
+    ix->M = o->M;
+    ix->M0 = o->M0 ? o->M0 : 2 * o->M;
+    ix->ef_construction = o->ef_construction;
+    ix->seed = o->seed;
+    ix->keep_pruned = o->keep_pruned != 0;
+    ix->extend_candidates = o->extend_candidates != 0;
+    ix->has_allocator = a != NULL;
+    ix->level_mult = 1.0 / log((double)ix->M);
+    ix->dist = sw__dist_for(o->metric);
+    atomic_init(&ix->ef_search, o->ef_search);
+
+    ix->vec_bytes = (size_t)ix->dim * sizeof(float);
+    ix->links_off = ix->vec_bytes;
+    ix->rec_bytes = round_up(ix->links_off + (1 + (size_t)ix->M0) * sizeof(uint32_t), SW__LINE);
+    ix->upper_stride = 1 + (size_t)ix->M;
+    /* About 2 MiB of records per chunk, at least 16 and at most 65536 slots:
+     * small enough that a small index stays small, large enough that chunk
+     * allocation is rare and huge pages can back a chunk later. */
+    uint32_t shift = 4;
+    while (shift < 16 && ((size_t)2 << shift) * ix->rec_bytes <= SW__CHUNK_TARGET) shift++;
+    ix->chunk_shift = shift;
+
+    ix->entry = SW__NONE;
+    ix->max_level = -1;
+    ix->rng = o->seed;
+    *out = ix;
+    return SW_OK;
+}
+
+sw_status sw_create(const sw_options *opt, sw_index **out) {
+    if (out) *out = NULL;
+    if (!opt || !out) return sw__fail(SW_ENULL, "sw_create: %s is NULL", opt ? "out" : "opt");
+    sw_status st = sw__check_options(opt);
+    if (st != SW_OK) return st;
+    return sw__index_new(opt, opt->allocator, out);
+}
+
+void sw_free(sw_index *ix) {
+    if (!ix) return;
+    sw__ctx_pool_free(ix);
+    sw__labels_free(&ix->mem, &ix->labels);
+    sw__storage_free(ix);
+    pthread_mutex_destroy(&ix->ctx_lock);
+    sw_allocator a = ix->mem.a;
+    a.free(a.ctx, ix, sizeof *ix);
+}
+
+/* ==== Getters ==== */
+
+size_t sw_count(const sw_index *ix) { return ix ? ix->count : 0; }
+size_t sw_dim(const sw_index *ix) { return ix ? ix->dim : 0; }
+sw_metric sw_get_metric(const sw_index *ix) { return ix ? ix->metric : SW_METRIC_L2; }
+uint32_t sw_get_ef(const sw_index *ix) {
+    return ix ? atomic_load_explicit(&ix->ef_search, memory_order_relaxed) : 0;
+}
+
+size_t sw_memory_usage(const sw_index *ix) {
+    return ix ? atomic_load_explicit(&ix->mem.bytes, memory_order_relaxed) : 0;
+}
+
+int sw_contains(const sw_index *ix, uint64_t label) {
+    return ix && sw__labels_find(&ix->labels, label) != SW__NONE;
+}
+
+sw_status sw_get_options(const sw_index *ix, sw_options *out) {
+    if (!ix || !out) return sw__fail(SW_ENULL, "sw_get_options: %s is NULL", ix ? "out" : "index");
+    *out = sw_options_default();
+    out->dim = ix->dim;
+    out->metric = ix->metric;
+    out->M = ix->M;
+    out->M0 = ix->M0;
+    out->ef_construction = ix->ef_construction;
+    out->ef_search = sw_get_ef(ix);
+    out->seed = ix->seed;
+    out->keep_pruned = ix->keep_pruned;
+    out->extend_candidates = ix->extend_candidates;
+    out->allocator = NULL;
+    return SW_OK;
+}
+
+sw_status sw_set_ef(sw_index *ix, uint32_t ef) {
+    if (!ix) return sw__fail(SW_ENULL, "sw_set_ef: index is NULL");
+    if (ef == 0 || ef > SW_MAX_EF)
+        return sw__fail(SW_EEF, "ef is %u, must be 1..%u", ef, SW_MAX_EF);
+    atomic_store_explicit(&ix->ef_search, ef, memory_order_relaxed);
+    return SW_OK;
+}
+
+/* ==== Vectors in ==== */
+
+sw_status sw__prepare_vector(const sw_index *ix, const float *v, float *dst) {
+    for (uint32_t i = 0; i < ix->dim; i++)
+        if (!isfinite(v[i]))
+            return sw__fail(SW_ENOTFINITE, "element %u is %f", i, (double)v[i]);
+    if (ix->metric != SW_METRIC_COSINE) {
+        memcpy(dst, v, ix->vec_bytes);
+        return SW_OK;
+    }
+    /* Norm in double: float squares of large elements overflow to Inf. */
+    double s = 0;
+    for (uint32_t i = 0; i < ix->dim; i++) s += (double)v[i] * v[i];
+    double inv = s > 0 ? 1.0 / sqrt(s) : 0.0;
+    for (uint32_t i = 0; i < ix->dim; i++) dst[i] = (float)(v[i] * inv);
+    return SW_OK;
+}
+
+sw_status sw__check_query(const sw_index *ix, const float *q, size_t dim, size_t k,
+                          size_t *n_found, const char *fn) {
+    if (n_found) *n_found = 0;
+    if (!ix || !q || !n_found)
+        return sw__fail(SW_ENULL, "%s: %s is NULL", fn, !ix ? "index" : !q ? "query" : "n_found");
+    if (dim != ix->dim)
+        return sw__fail(SW_EDIMMISMATCH, "%s: query has dimension %zu, the index %u", fn, dim,
+                        ix->dim);
+    if (k == 0) return sw__fail(SW_EK, "%s: k is 0", fn);
+    return SW_OK;
+}
+
+/* ==== Levels ==== */
+
+/* splitmix64: tiny, fast, and good enough to draw levels. */
+static uint64_t next_random(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* floor(-ln(U) * mL) with U uniform in (0, 1], as in the paper. */
+int sw__random_level(const sw_index *ix, uint64_t *rng) {
+    double u = (double)((next_random(rng) >> 11) + 1) * (1.0 / 9007199254740992.0);
+    double l = -log(u) * ix->level_mult;
+    return l >= SW__MAX_LEVEL ? SW__MAX_LEVEL : (int)l;
+}

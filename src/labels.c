@@ -1,0 +1,79 @@
+/*
+ * labels.c — the map from a user's 64-bit label to an internal slot.
+ *
+ * Open addressing with linear probing over two parallel arrays (keys, slots),
+ * load factor at most 1/2, capacity a power of two.  Labels are often
+ * sequential, so they are mixed with the splitmix64 finaliser before taking
+ * the low bits; without it, row-number labels fill one run of buckets and
+ * every probe walks it.  Growth rehashes into new arrays; it is done in
+ * sw__labels_reserve before an insert changes anything else, so an insert
+ * that runs out of memory fails before it has touched the index.
+ *
+ * The query path never consults this map (results carry the label from the
+ * slot's side array); only add, get and contains do.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static inline size_t mix(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return (size_t)x;
+}
+
+uint32_t sw__labels_find(const sw__labelmap *lm, uint64_t label) {
+    if (lm->cap == 0) return SW__NONE;
+    size_t mask = lm->cap - 1;
+    for (size_t i = mix(label) & mask;; i = (i + 1) & mask) {
+        if (lm->vals[i] == SW__NONE) return SW__NONE;
+        if (lm->keys[i] == label) return lm->vals[i];
+    }
+}
+
+static void put(uint64_t *keys, uint32_t *vals, size_t cap, uint64_t label, uint32_t slot) {
+    size_t mask = cap - 1;
+    size_t i = mix(label) & mask;
+    while (vals[i] != SW__NONE) i = (i + 1) & mask;
+    keys[i] = label;
+    vals[i] = slot;
+}
+
+sw_status sw__labels_reserve(sw__mem *m, sw__labelmap *lm, size_t extra) {
+    size_t need = lm->used + extra;
+    if (need * 2 <= lm->cap) return SW_OK;
+    size_t cap = lm->cap ? lm->cap : 64;
+    while (cap < need * 2) cap *= 2;
+    uint64_t *keys = sw__alloc(m, cap * sizeof *keys, SW__LINE);
+    uint32_t *vals = sw__alloc(m, cap * sizeof *vals, SW__LINE);
+    if (!keys || !vals) {
+        sw__free(m, keys, cap * sizeof *keys);
+        sw__free(m, vals, cap * sizeof *vals);
+        return sw__fail(SW_ENOMEM, "growing the label map to %zu buckets", cap);
+    }
+    memset(vals, 0xff, cap * sizeof *vals);
+    for (size_t i = 0; i < lm->cap; i++)
+        if (lm->vals[i] != SW__NONE) put(keys, vals, cap, lm->keys[i], lm->vals[i]);
+    sw__labels_free(m, lm);
+    lm->keys = keys;
+    lm->vals = vals;
+    lm->cap = cap;
+    lm->used = need - extra;
+    return SW_OK;
+}
+
+void sw__labels_put(sw__labelmap *lm, uint64_t label, uint32_t slot) {
+    put(lm->keys, lm->vals, lm->cap, label, slot);
+    lm->used++;
+}
+
+void sw__labels_free(sw__mem *m, sw__labelmap *lm) {
+    sw__free(m, lm->keys, lm->cap * sizeof *lm->keys);
+    sw__free(m, lm->vals, lm->cap * sizeof *lm->vals);
+    lm->keys = NULL;
+    lm->vals = NULL;
+    lm->cap = lm->used = 0;
+}

@@ -1,0 +1,156 @@
+/*
+ * search.c — the query path: greedy descent and the layer search.
+ *
+ * Algorithm 5 (K-NN-SEARCH) of Malkov & Yashunin: greedy descent through the
+ * upper layers with one candidate (Algorithm 2 with ef = 1), then a
+ * best-first search of layer 0 with a candidate list of size ef.
+ *
+ * Departure from the paper: instead of two binary heaps (candidates C and
+ * results W), one array of at most ef candidates kept sorted by distance,
+ * with an "expanded" flag per entry and a cursor at the nearest unexpanded
+ * entry.  The unexpanded entries are C, the whole array is W; a candidate
+ * that falls off the end of a full array is one the paper would never
+ * expand either (its distance exceeds the furthest result), so the walk is
+ * the same.  The array is contiguous and small (ef <= a few hundred in
+ * practice), an insertion is a binary search plus a short memmove, and the
+ * results come out already sorted.  Ties keep arrival order (insertion after
+ * equal distances), which keeps results deterministic.
+ *
+ * Expanding a node first collects its unvisited neighbours and prefetches
+ * their records, then computes the distances: by the time the first
+ * distance is computed the later vectors are on their way from memory.
+ *
+ * Threading: searches only read the graph; all mutable state is in the
+ * scratch context taken from the index's pool.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* ==== The sorted candidate pool ==== */
+
+/* Insert `e` into pool[0..n) (sorted, capacity cap); returns the position.
+ * The caller has checked that e beats the last entry when the pool is full. */
+static inline size_t pool_insert(sw__cand *pool, uint8_t *expanded, size_t *n, size_t cap,
+                                 sw__cand e) {
+    size_t lo = 0, hi = *n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (pool[mid].dist <= e.dist)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t last = *n < cap ? *n : cap - 1; /* entries from lo..last-1 move right */
+    if (last > lo) {
+        memmove(pool + lo + 1, pool + lo, (last - lo) * sizeof *pool);
+        memmove(expanded + lo + 1, expanded + lo, last - lo);
+    }
+    pool[lo] = e;
+    expanded[lo] = 0;
+    if (*n < cap) (*n)++;
+    return lo;
+}
+
+/* ==== Layer search (Algorithm 2) ==== */
+
+size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
+                        size_t nseeds, size_t ef, int layer, uint32_t exclude) {
+    sw__ctx_new_epoch(c);
+    const uint32_t epoch = c->epoch;
+    uint32_t *visited = c->visited;
+    sw__cand *pool = c->pool;
+    uint8_t *expanded = c->expanded;
+    const sw__dist_fn dist = ix->dist;
+    const size_t dim = ix->dim;
+    size_t n = 0;
+
+    if (exclude != SW__NONE) visited[exclude] = epoch;
+    for (size_t i = 0; i < nseeds; i++) {
+        uint32_t id = seeds[i].id;
+        if (visited[id] == epoch) continue;
+        visited[id] = epoch;
+        if (n < ef || seeds[i].dist < pool[n - 1].dist)
+            pool_insert(pool, expanded, &n, ef, seeds[i]);
+    }
+
+    uint32_t fresh[SW_MAX_M0];
+    size_t cur = 0;
+    while (cur < n) {
+        expanded[cur] = 1;
+        const uint32_t *links = sw__links(ix, pool[cur].id, layer);
+        uint32_t deg = links[0];
+        size_t nf = 0;
+        for (uint32_t j = 1; j <= deg; j++) {
+            uint32_t nb = links[j];
+            if (visited[nb] == epoch) continue;
+            visited[nb] = epoch;
+            fresh[nf++] = nb;
+            SW__PREFETCH(sw__vec(ix, nb));
+        }
+        size_t lowest = n;
+        for (size_t j = 0; j < nf; j++) {
+            float d = dist(q, sw__vec(ix, fresh[j]), dim);
+            if (n < ef || d < pool[n - 1].dist) {
+                sw__cand e = {d, fresh[j]};
+                size_t pos = pool_insert(pool, expanded, &n, ef, e);
+                if (pos < lowest) lowest = pos;
+            }
+        }
+        if (lowest < cur) cur = lowest;
+        while (cur < n && expanded[cur]) cur++;
+    }
+    return n;
+}
+
+/* ==== Greedy descent (Algorithm 2, ef = 1) ==== */
+
+void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
+    for (;;) {
+        const uint32_t *links = sw__links(ix, cur->id, layer);
+        uint32_t deg = links[0];
+        bool moved = false;
+        for (uint32_t j = 1; j <= deg; j++) SW__PREFETCH(sw__vec(ix, links[j]));
+        for (uint32_t j = 1; j <= deg; j++) {
+            float d = ix->dist(q, sw__vec(ix, links[j]), ix->dim);
+            if (d < cur->dist) {
+                cur->dist = d;
+                cur->id = links[j];
+                moved = true;
+            }
+        }
+        if (!moved) return;
+    }
+}
+
+/* ==== Public search (Algorithm 5) ==== */
+
+sw_status sw_search(const sw_index *ix, const float *query, size_t dim, size_t k,
+                    const sw_search_params *params, uint64_t *labels, float *distances,
+                    size_t *n_found) {
+    sw_status st = sw__check_query(ix, query, dim, k, n_found, "sw_search");
+    if (st != SW_OK) return st;
+    size_t ef = params && params->ef ? params->ef : sw_get_ef(ix);
+    if (ef > SW_MAX_EF) return sw__fail(SW_EEF, "sw_search: ef is %zu, at most %u", ef, SW_MAX_EF);
+    if (ef < k) ef = k;
+    if (ef > ix->count) ef = ix->count ? ix->count : 1;
+
+    sw__ctx *c = sw__ctx_acquire(ix, ef, 0);
+    if (!c) return SW_ENOMEM;
+    st = sw__prepare_vector(ix, query, c->query);
+    if (st != SW_OK || ix->count == 0) goto done;
+
+    const float *q = c->query;
+    sw__cand cur = {ix->dist(q, sw__vec(ix, ix->entry), ix->dim), ix->entry};
+    for (int l = ix->max_level; l > 0; l--) sw__greedy(ix, q, &cur, l);
+    size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, SW__NONE);
+    if (n > k) n = k;
+    for (size_t i = 0; i < n; i++) {
+        if (labels) labels[i] = *sw__label_ptr(ix, c->pool[i].id);
+        if (distances) distances[i] = c->pool[i].dist;
+    }
+    *n_found = n;
+done:
+    sw__ctx_release(ix, c);
+    return st;
+}

@@ -1,0 +1,188 @@
+/*
+ * storage.c — chunks of node records that never move, and scratch space.
+ *
+ * Growth is "allocate a chunk, publish its pointer": stored vectors are never
+ * copied, and a pointer into a chunk stays valid for the life of the index.
+ * hnswlib instead reallocates one big block on resize_index, which both
+ * copies every vector and forbids searching meanwhile.  The directory of
+ * chunk pointers does get reallocated as it fills (it is tiny: 8 bytes per
+ * ~2 MiB chunk), but the old directory is retired rather than freed, so a
+ * reader that loaded the old pointer still sees valid chunks.  Retired
+ * directories add at most the size of the live one (geometric growth).
+ *
+ * Scratch contexts (visited marks, candidate pool, work space) are pooled on
+ * the index under a mutex taken once per operation, not per node.  A context
+ * that finds the index grown since its last use grows its visited array;
+ * with epoch marks it is cleared only when the 32-bit epoch wraps.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* ==== Chunks ==== */
+
+static size_t chunk_bytes(const sw_index *ix) {
+    /* records, then labels (u64), upper-link pointers, levels (u8) */
+    return sw__chunk_slots(ix) * (ix->rec_bytes + 8 + sizeof(void *) + 1);
+}
+
+static sw_status grow_dir(sw_index *ix) {
+    size_t cap = ix->dir_cap ? ix->dir_cap * 2 : 8;
+    if (ix->retired_n == ix->retired_cap) {
+        size_t rcap = ix->retired_cap ? ix->retired_cap * 2 : 8;
+        void **r = sw__alloc(&ix->mem, rcap * sizeof *r, sizeof(void *));
+        if (!r) return sw__fail(SW_ENOMEM, "growing the chunk directory");
+        if (ix->retired_n) memcpy(r, ix->retired, ix->retired_n * sizeof *r);
+        sw__free(&ix->mem, ix->retired, ix->retired_cap * sizeof *r);
+        ix->retired = r;
+        ix->retired_cap = rcap;
+    }
+    char **d = sw__calloc(&ix->mem, cap * sizeof *d, SW__LINE);
+    if (!d) return sw__fail(SW_ENOMEM, "growing the chunk directory");
+    if (ix->nchunks) memcpy(d, ix->dir, ix->nchunks * sizeof *d);
+    if (ix->dir) ix->retired[ix->retired_n++] = ix->dir;
+    ix->dir = d;
+    ix->dir_cap = cap;
+    return SW_OK;
+}
+
+sw_status sw__storage_reserve(sw_index *ix, size_t n) {
+    while (sw__capacity(ix) < n) {
+        if (ix->nchunks == ix->dir_cap) {
+            sw_status st = grow_dir(ix);
+            if (st != SW_OK) return st;
+        }
+        char *c = sw__alloc(&ix->mem, chunk_bytes(ix), SW__LINE);
+        if (!c) return sw__fail(SW_ENOMEM, "allocating a chunk of %zu bytes", chunk_bytes(ix));
+        /* Only the side arrays need zeroing: a record is written in full
+         * before its slot is counted. */
+        size_t recs = sw__chunk_slots(ix) * ix->rec_bytes;
+        memset(c + recs, 0, chunk_bytes(ix) - recs);
+        ix->dir[ix->nchunks++] = c;
+    }
+    return SW_OK;
+}
+
+void sw__storage_free(sw_index *ix) {
+    for (uint32_t s = 0; s < ix->count; s++) {
+        int l = sw__level(ix, s);
+        if (l > 0) sw__upper_free(ix, *sw__upper_ptr(ix, s), l);
+    }
+    for (size_t i = 0; i < ix->nchunks; i++) sw__free(&ix->mem, ix->dir[i], chunk_bytes(ix));
+    sw__free(&ix->mem, ix->dir, ix->dir_cap * sizeof *ix->dir);
+    /* Each retired directory had half the capacity of its successor. */
+    size_t cap = ix->dir_cap;
+    for (size_t i = ix->retired_n; i-- > 0;) {
+        cap /= 2;
+        sw__free(&ix->mem, ix->retired[i], cap * sizeof(char *));
+    }
+    sw__free(&ix->mem, ix->retired, ix->retired_cap * sizeof(void *));
+    ix->dir = NULL;
+    ix->nchunks = ix->dir_cap = ix->retired_n = ix->retired_cap = 0;
+}
+
+uint32_t *sw__upper_alloc(sw_index *ix, int level) {
+    return sw__calloc(&ix->mem, (size_t)level * ix->upper_stride * sizeof(uint32_t),
+                      sizeof(uint32_t));
+}
+
+void sw__upper_free(sw_index *ix, uint32_t *p, int level) {
+    sw__free(&ix->mem, p, (size_t)level * ix->upper_stride * sizeof(uint32_t));
+}
+
+/* ==== Scratch contexts ==== */
+
+static void ctx_free(const sw_index *ix, sw__ctx *c) {
+    sw__mem *m = (sw__mem *)&ix->mem; /* the byte counter is atomic */
+    sw__free(m, c->visited, c->visited_cap * sizeof *c->visited);
+    sw__free(m, c->pool, c->pool_cap * sizeof *c->pool);
+    sw__free(m, c->expanded, c->pool_cap);
+    sw__free(m, c->work, c->work_cap * sizeof *c->work);
+    sw__free(m, c->query, c->dim * sizeof(float));
+    sw__free(m, c->tmp, c->dim * sizeof(float));
+    sw__free(m, c, sizeof *c);
+}
+
+/* Grow one buffer of a context, keeping nothing (contents are scratch). */
+static bool regrow(sw__mem *m, void **p, size_t *cap, size_t want, size_t elem) {
+    if (*cap >= want) return true;
+    size_t n = *cap ? *cap : 16;
+    while (n < want) n *= 2;
+    void *q = sw__alloc(m, n * elem, SW__LINE);
+    if (!q) return false;
+    sw__free(m, *p, *cap * elem);
+    *p = q;
+    *cap = n;
+    return true;
+}
+
+sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work) {
+    sw_index *mix = (sw_index *)ix; /* the pool is mutable state behind a lock */
+    sw__mem *m = &mix->mem;
+    pthread_mutex_lock(&mix->ctx_lock);
+    sw__ctx *c = mix->ctx_free;
+    if (c) mix->ctx_free = c->next;
+    pthread_mutex_unlock(&mix->ctx_lock);
+
+    if (!c) {
+        c = sw__calloc(m, sizeof *c, SW__LINE);
+        if (!c) goto fail;
+        c->dim = ix->dim;
+        c->query = sw__alloc(m, ix->vec_bytes, SW__LINE);
+        c->tmp = sw__alloc(m, ix->vec_bytes, SW__LINE);
+        if (!c->query || !c->tmp) goto fail;
+    }
+    size_t vis = sw__capacity(ix);
+    if (c->visited_cap < vis) {
+        size_t old = c->visited_cap;
+        if (!regrow(m, (void **)&c->visited, &c->visited_cap, vis, sizeof *c->visited)) goto fail;
+        if (c->visited_cap != old) {
+            memset(c->visited, 0, c->visited_cap * sizeof *c->visited);
+            c->epoch = 0;
+        }
+    }
+    if (c->pool_cap < pool) {
+        size_t cap = c->pool_cap, xcap = c->pool_cap;
+        if (!regrow(m, (void **)&c->pool, &cap, pool, sizeof *c->pool)) goto fail;
+        if (!regrow(m, (void **)&c->expanded, &xcap, pool, 1)) {
+            /* keep the pair consistent: give back the grown pool */
+            sw__free(m, c->pool, cap * sizeof *c->pool);
+            c->pool = NULL;
+            sw__free(m, c->expanded, c->pool_cap);
+            c->expanded = NULL;
+            c->pool_cap = 0;
+            goto fail;
+        }
+        c->pool_cap = cap;
+    }
+    if (!regrow(m, (void **)&c->work, &c->work_cap, work, sizeof *c->work)) goto fail;
+    return c;
+
+fail:
+    if (c) ctx_free(ix, c);
+    sw__fail(SW_ENOMEM, "allocating search scratch space");
+    return NULL;
+}
+
+void sw__ctx_release(const sw_index *ix, sw__ctx *c) {
+    sw_index *mix = (sw_index *)ix;
+    pthread_mutex_lock(&mix->ctx_lock);
+    c->next = mix->ctx_free;
+    mix->ctx_free = c;
+    pthread_mutex_unlock(&mix->ctx_lock);
+}
+
+void sw__ctx_pool_free(sw_index *ix) {
+    while (ix->ctx_free) {
+        sw__ctx *c = ix->ctx_free;
+        ix->ctx_free = c->next;
+        ctx_free(ix, c);
+    }
+}
+
+void sw__ctx_new_epoch(sw__ctx *c) {
+    if (++c->epoch == 0) {
+        memset(c->visited, 0, c->visited_cap * sizeof *c->visited);
+        c->epoch = 1;
+    }
+}
