@@ -212,7 +212,10 @@ SW_API sw_search_params sw_search_params_default(void);
  * Writes up to k results to labels[0..] and distances[0..] (either may be
  * NULL if not wanted), nearest first, ties broken by internal order; stores
  * the number written in *n_found.  Fewer than k results (an index with fewer
- * than k vectors) is not an error.
+ * than k vectors) is not an error.  A graph built with extreme parameters
+ * (M or M0 near SW_MIN_M, a tiny ef_construction) can leave a few nodes
+ * that no search reaches; a search may then return fewer than k.  At the
+ * defaults the tests find every node reachable.
  *
  * Errors: SW_ENULL (index, query or n_found NULL), SW_EDIMMISMATCH, SW_EK
  * (k == 0), SW_EEF (ef > SW_MAX_EF), SW_ENOTFINITE (query has NaN/Inf),
@@ -296,7 +299,8 @@ SW_API sw_status sw_save(const sw_index *index, const char *path);
 /**
  * Load an index saved by sw_save().  `allocator` may be NULL.  The loaded
  * index gives the same results as the saved one.
- * Errors: SW_ENULL, SW_EIO (cannot open or read), SW_ECORRUPT (bad magic,
+ * Errors: SW_ENULL, SW_EINVAL (allocator with a NULL function), SW_EIO
+ * (cannot open or read), SW_ECORRUPT (bad magic,
  * truncated, out-of-range field), SW_EVERSION, SW_ENOMEM.
  */
 SW_API sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **out);

@@ -87,6 +87,16 @@ done:
     return st;
 }
 
+/* ==== In-degrees ==== */
+
+void sw__recount_indegrees(sw_index *ix) {
+    for (uint32_t s = 0; s < ix->count; s++) *sw__indeg_ptr(ix, s) = 0;
+    for (uint32_t s = 0; s < ix->count; s++) {
+        const uint32_t *links = sw__links0(ix, s);
+        for (uint32_t j = 1; j <= links[0]; j++) (*sw__indeg_ptr(ix, links[j]))++;
+    }
+}
+
 /* ==== Graph check ==== */
 
 static int report(char *err, size_t len, const char *fmt, ...) SW__PRINTF(3, 4);
@@ -132,6 +142,23 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
                         return report(err, errlen, "node %u layer %d links twice to %u", s, l, t);
             }
         }
+    }
+    {
+        /* The stored layer-0 in-degrees must match the links. */
+        uint32_t *deg = calloc(ix->count, sizeof *deg);
+        if (!deg) return report(err, errlen, "out of memory while checking");
+        for (uint32_t s = 0; s < ix->count; s++) {
+            const uint32_t *links = sw__links0(ix, s);
+            for (uint32_t j = 1; j <= links[0]; j++) deg[links[j]]++;
+        }
+        uint32_t bad = SW__NONE;
+        for (uint32_t s = 0; s < ix->count && bad == SW__NONE; s++)
+            if (deg[s] != *sw__indeg_ptr(ix, s)) bad = s;
+        uint32_t want = bad == SW__NONE ? 0 : deg[bad];
+        free(deg);
+        if (bad != SW__NONE)
+            return report(err, errlen, "node %u in-degree recorded %u, links say %u", bad,
+                          *sw__indeg_ptr(ix, bad), want);
     }
     if (ix->labels.used != ix->count)
         return report(err, errlen, "label map holds %zu labels for %u nodes", ix->labels.used,

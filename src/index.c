@@ -126,7 +126,7 @@ sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **o
     ix->seed = o->seed;
     ix->keep_pruned = o->keep_pruned != 0;
     ix->extend_candidates = o->extend_candidates != 0;
-    ix->has_allocator = a != NULL;
+    ix->user_allocator = a;
     ix->level_mult = 1.0 / log((double)ix->M);
     ix->dist = sw__dist_for(o->metric);
     atomic_init(&ix->ef_search, o->ef_search);
@@ -196,7 +196,7 @@ sw_status sw_get_options(const sw_index *ix, sw_options *out) {
     out->seed = ix->seed;
     out->keep_pruned = ix->keep_pruned;
     out->extend_candidates = ix->extend_candidates;
-    out->allocator = NULL;
+    out->allocator = ix->user_allocator;
     return SW_OK;
 }
 
@@ -253,4 +253,18 @@ int sw__random_level(const sw_index *ix, uint64_t *rng) {
     double u = (double)((next_random(rng) >> 11) + 1) * (1.0 / 9007199254740992.0);
     double l = -log(u) * ix->level_mult;
     return l >= SW__MAX_LEVEL ? SW__MAX_LEVEL : (int)l;
+}
+
+/* ==== Vectors out ==== */
+
+sw_status sw_get(const sw_index *ix, uint64_t label, float *out, size_t dim) {
+    if (!ix || !out) return sw__fail(SW_ENULL, "sw_get: %s is NULL", ix ? "out" : "index");
+    if (dim != ix->dim)
+        return sw__fail(SW_EDIMMISMATCH, "sw_get: buffer has dimension %zu, the index %u", dim,
+                        ix->dim);
+    uint32_t slot = sw__labels_find(&ix->labels, label);
+    if (slot == SW__NONE)
+        return sw__fail(SW_ENOTFOUND, "sw_get: label %llu", (unsigned long long)label);
+    memcpy(out, sw__vec(ix, slot), ix->vec_bytes);
+    return SW_OK;
 }

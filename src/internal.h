@@ -18,9 +18,10 @@
  * larger array and publishing it; the old one is kept until the index is
  * freed, so a reader that loaded the old directory pointer keeps a valid view.
  * That is what lets the concurrency work add lock-free readers without
- * rewriting storage.  Each chunk also carries the per-slot label, level and
- * upper-layer link pointer, in separate arrays behind the records: they are
- * read once per result or once per upper-layer hop, not per distance.
+ * rewriting storage.  Each chunk also carries the per-slot label, level,
+ * layer-0 in-degree and upper-layer link pointer, in separate arrays behind
+ * the records: they are read once per result, per upper-layer hop or per
+ * link change, not per distance.
  *
  * Upper-layer links (about 1/M of nodes have any) are one allocation per
  * node: level x [count: u32 | M x u32].
@@ -132,7 +133,7 @@ struct sw_index {
     uint32_t M, M0, ef_construction;
     uint64_t seed;
     int keep_pruned, extend_candidates;
-    bool has_allocator;
+    const sw_allocator *user_allocator; /* as given, for sw_get_options */
     double level_mult; /* mL = 1 / ln(M) */
     sw__dist_fn dist;
     /* record geometry */
@@ -158,7 +159,8 @@ struct sw_index {
     sw__ctx *ctx_free;
 };
 
-/* Per-chunk side arrays sit after the records: labels, upper pointers, levels. */
+/* Per-chunk side arrays sit after the records: labels, upper pointers,
+ * layer-0 in-degrees, levels. */
 static inline size_t sw__chunk_slots(const sw_index *ix) { return (size_t)1 << ix->chunk_shift; }
 
 static inline char *sw__rec(const sw_index *ix, uint32_t slot) {
@@ -182,8 +184,13 @@ static inline uint32_t **sw__upper_ptr(const sw_index *ix, uint32_t slot) {
     return (uint32_t **)(void *)(sw__side(ix, slot) + sw__chunk_slots(ix) * 8) +
            (slot & ((1u << ix->chunk_shift) - 1));
 }
+/* Number of layer-0 links pointing at the slot (see insert.c). */
+static inline uint32_t *sw__indeg_ptr(const sw_index *ix, uint32_t slot) {
+    return (uint32_t *)(void *)(sw__side(ix, slot) + sw__chunk_slots(ix) * 16) +
+           (slot & ((1u << ix->chunk_shift) - 1));
+}
 static inline uint8_t *sw__level_ptr(const sw_index *ix, uint32_t slot) {
-    return (uint8_t *)(sw__side(ix, slot) + sw__chunk_slots(ix) * 16) +
+    return (uint8_t *)(sw__side(ix, slot) + sw__chunk_slots(ix) * 20) +
            (slot & ((1u << ix->chunk_shift) - 1));
 }
 static inline int sw__level(const sw_index *ix, uint32_t slot) { return *sw__level_ptr(ix, slot); }
@@ -241,6 +248,8 @@ SW__HIDDEN void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, in
 /* ==== Check (check.c) ==== */
 
 /* Structural check of the graph; 0 if sound, else non-zero with a message. */
+/* Recount every node's layer-0 in-degree from the links (after a load). */
+SW__HIDDEN void sw__recount_indegrees(sw_index *ix);
 SW__HIDDEN int sw__check_graph(const sw_index *index, char *err, size_t errlen);
 
 #endif /* SW_INTERNAL_H */

@@ -404,6 +404,7 @@ sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **ou
                     CORRUPT("%s: node %u links on layer %d to a node not on it", path, s, l);
         }
     ix->entry = count ? entry : SW__NONE;
+    sw__recount_indegrees(ix);
     fclose(r->f);
     *out = ix;
     return SW_OK;

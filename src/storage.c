@@ -22,8 +22,9 @@
 /* ==== Chunks ==== */
 
 static size_t chunk_bytes(const sw_index *ix) {
-    /* records, then labels (u64), upper-link pointers, levels (u8) */
-    return sw__chunk_slots(ix) * (ix->rec_bytes + 8 + sizeof(void *) + 1);
+    /* records, then labels (u64), upper-link pointers, in-degrees (u32),
+     * levels (u8); sw__indeg_ptr assumes 8-byte pointers */
+    return sw__chunk_slots(ix) * (ix->rec_bytes + 8 + 8 + 4 + 1);
 }
 
 static sw_status grow_dir(sw_index *ix) {

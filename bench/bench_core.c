@@ -1,0 +1,689 @@
+/*
+ * bench_core.c — sw_bench, the baseline speed/recall benchmark of smallworld.
+ *
+ * What it measures, and why it is measured this way.
+ *
+ * The number that matters for an approximate index is not "QPS" or "recall"
+ * alone but the curve between them: any index is fast at recall 0.5.  So the
+ * program builds one index, then sweeps the search ef and reports, for each
+ * ef, recall@k against a precomputed ground truth and the query throughput.
+ * From the sweep it reads off QPS at three fixed recall targets (0.90, 0.95,
+ * 0.99) by linear interpolation between the two sweep points that bracket
+ * the target.  Those three numbers are what bench/run_core.sh puts side by
+ * side with hnswlib, because two libraries' sweeps never land on the same
+ * recall values and comparing "ef 64 vs ef 64" compares nothing.
+ *
+ * Choices, each with its reason:
+ *
+ *   - Single thread, both for building and searching.  The peers this is
+ *     compared with differ in how they parallelise; one core measures the
+ *     algorithm and the kernels, not the thread pool.  Multi-threaded
+ *     scaling is a different benchmark.
+ *   - Queries are run one at a time through sw_search(), the call an
+ *     application makes.  Each query is timed with its own pair of
+ *     clock_gettime(CLOCK_MONOTONIC) reads (about 20 ns each on Linux with
+ *     the vDSO, under 1% of even the cheapest query here), and the whole
+ *     pass is timed separately; QPS comes from the whole pass.
+ *   - Every ef is run --repeat times and the median run is reported, with
+ *     the min-max spread beside it, because one run on a shared machine is
+ *     an anecdote.  Mean and p99 latency come from the median run, so the
+ *     latency columns and the QPS column describe the same pass.  With an
+ *     even --repeat the median is the lower middle run (the slower of the
+ *     two middle ones), again so that it is one real run.
+ *   - There is no separate warm-up pass: the first repeat of the first ef
+ *     is the cold one, and the median discards it.
+ *   - Recall is computed after the timed loop, from the result ids kept
+ *     during it, so its cost never enters the timing.  recall@k is the
+ *     fraction of the true top-k ids (the first k columns of the ground
+ *     truth) found among the k returned, averaged over queries.  Ties in
+ *     the true distances can make this a little pessimistic on integer data
+ *     sets; both libraries are scored the same way.
+ *   - Data files use the big-ann-benchmarks layout (int32 n, int32 d, then
+ *     row-major data; the element type comes from the extension) and are
+ *     converted to float once, at load: smallworld's API takes floats, and
+ *     the Python harness hands hnswlib the same float32 copy.  Every header
+ *     is checked against the file size and every cross-file dimension is
+ *     checked before any work, with one line on stderr and exit code 2,
+ *     because a benchmark that runs on a truncated file reports nonsense
+ *     that looks plausible.  Ground truth may also be in the combined
+ *     big-ann "gt" layout (ids followed by distances); the ids are used.
+ *   - The ef list is sorted and de-duplicated so the sweep is monotone in
+ *     ef, which is what the interpolation walks.  Recall is not guaranteed
+ *     to be monotone in ef; the interpolation takes the first sweep point
+ *     that reaches the target and the point before it.  If the smallest ef
+ *     already reaches the target, the QPS there is only a lower bound and
+ *     is printed as ">=".
+ *
+ * Exit codes: 0 success, 2 bad command line or input files, 1 a library or
+ * system failure while running.
+ *
+ * Only smallworld.h is included: the benchmark is a user of the library
+ * like any other, and if it needed more the header would be missing an API.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "smallworld.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#ifndef SW_BENCH_CONFIG
+#define SW_BENCH_CONFIG ""
+#endif
+
+/* ===================================================================== */
+/* Small helpers                                                         */
+/* ===================================================================== */
+
+#define EXIT_USAGE 2
+#define EXIT_RUNTIME 1
+
+static void die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("sw_bench: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(code);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) die(EXIT_RUNTIME, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Parse a whole decimal string as an unsigned value in [lo, hi]. */
+static unsigned long parse_ulong(const char *opt, const char *s, unsigned long lo,
+                                 unsigned long hi)
+{
+    char *end = NULL;
+    unsigned long v;
+    if (!s || !*s || *s == '-' || *s == '+')
+        die(EXIT_USAGE, "%s expects a non-negative integer, got \"%s\"", opt, s ? s : "");
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end != '\0')
+        die(EXIT_USAGE, "%s expects an integer, got \"%s\"", opt, s);
+    if (v < lo || v > hi)
+        die(EXIT_USAGE, "%s must be in %lu..%lu, got %lu", opt, lo, hi, v);
+    return v;
+}
+
+/* ===================================================================== */
+/* Data files                                                            */
+/* ===================================================================== */
+
+typedef enum { ELEM_F32, ELEM_U8, ELEM_I8, ELEM_I32 } elem_type;
+
+typedef struct {
+    const char *path;
+    elem_type type;
+    size_t elem_size;
+    size_t n, d;
+} bin_header;
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lf = strlen(suffix);
+    return ls >= lf && strcmp(s + ls - lf, suffix) == 0;
+}
+
+static const char *elem_name(elem_type t)
+{
+    switch (t) {
+    case ELEM_F32: return "fbin";
+    case ELEM_U8: return "u8bin";
+    case ELEM_I8: return "i8bin";
+    case ELEM_I32: return "ibin";
+    }
+    return "?";
+}
+
+/*
+ * Open `path`, read and check its header against its size.  The payload
+ * must be exactly n*d elements, or (allow_gt_pair) exactly n*d int32 ids
+ * followed by n*d float32 distances, the combined big-ann ground-truth file.
+ */
+static FILE *open_bin(const char *what, const char *path, int allow_gt_pair, bin_header *h)
+{
+    struct stat st;
+    FILE *f;
+    int32_t hdr[2];
+    uint64_t payload;
+
+    h->path = path;
+    if (ends_with(path, ".fbin")) { h->type = ELEM_F32; h->elem_size = 4; }
+    else if (ends_with(path, ".u8bin")) { h->type = ELEM_U8; h->elem_size = 1; }
+    else if (ends_with(path, ".i8bin")) { h->type = ELEM_I8; h->elem_size = 1; }
+    else if (ends_with(path, ".ibin")) { h->type = ELEM_I32; h->elem_size = 4; }
+    else
+        die(EXIT_USAGE, "%s file %s: unknown extension (expected .fbin, .u8bin, .i8bin or .ibin)",
+            what, path);
+
+    if (stat(path, &st) != 0)
+        die(EXIT_USAGE, "%s file %s: %s", what, path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        die(EXIT_USAGE, "%s file %s: not a regular file", what, path);
+    f = fopen(path, "rb");
+    if (!f)
+        die(EXIT_USAGE, "%s file %s: %s", what, path, strerror(errno));
+    if ((uint64_t)st.st_size < 8 || fread(hdr, sizeof hdr[0], 2, f) != 2)
+        die(EXIT_USAGE, "%s file %s: shorter than its 8-byte header", what, path);
+    if (hdr[0] <= 0 || hdr[1] <= 0)
+        die(EXIT_USAGE, "%s file %s: header says %d rows x %d columns; both must be positive",
+            what, path, (int)hdr[0], (int)hdr[1]);
+    h->n = (size_t)hdr[0];
+    h->d = (size_t)hdr[1];
+    payload = (uint64_t)h->n * (uint64_t)h->d * (uint64_t)h->elem_size;
+    if ((uint64_t)st.st_size - 8 != payload &&
+        !(allow_gt_pair && (uint64_t)st.st_size - 8 == 2 * payload))
+        die(EXIT_USAGE,
+            "%s file %s: header says %zu x %zu %s elements (%llu bytes of data) but the file "
+            "has %llu bytes after the header",
+            what, path, h->n, h->d, elem_name(h->type), (unsigned long long)payload,
+            (unsigned long long)((uint64_t)st.st_size - 8));
+    return f;
+}
+
+/* Read the first `rows` rows of an opened vector file as floats. */
+static float *read_vectors(FILE *f, const bin_header *h, size_t rows)
+{
+    size_t total = rows * h->d, done = 0;
+    float *out = xmalloc(total * sizeof(float));
+    unsigned char *buf = NULL;
+    const size_t chunk = (size_t)1 << 20; /* elements per read */
+
+    if (h->type == ELEM_F32) {
+        if (fread(out, sizeof(float), total, f) != total)
+            die(EXIT_RUNTIME, "%s: short read", h->path);
+    } else {
+        buf = xmalloc(chunk * h->elem_size);
+        while (done < total) {
+            size_t m = total - done < chunk ? total - done : chunk, i;
+            if (fread(buf, h->elem_size, m, f) != m)
+                die(EXIT_RUNTIME, "%s: short read", h->path);
+            for (i = 0; i < m; i++) {
+                switch (h->type) {
+                case ELEM_U8: out[done + i] = (float)buf[i]; break;
+                case ELEM_I8: out[done + i] = (float)(int8_t)buf[i]; break;
+                case ELEM_I32: {
+                    int32_t v;
+                    memcpy(&v, buf + 4 * i, 4);
+                    out[done + i] = (float)v;
+                    break;
+                }
+                case ELEM_F32: break;
+                }
+            }
+            done += m;
+        }
+        free(buf);
+    }
+    for (done = 0; done < total; done++)
+        if (!isfinite(out[done]))
+            die(EXIT_USAGE, "%s: row %zu has a NaN or infinite value", h->path, done / h->d);
+    return out;
+}
+
+/* ===================================================================== */
+/* Command line                                                          */
+/* ===================================================================== */
+
+typedef struct {
+    const char *base, *query, *gt, *csv, *name;
+    uint32_t M, efc;
+    size_t k, nq;
+    uint32_t *efs;
+    size_t n_ef;
+    unsigned repeat;
+    sw_metric metric;
+    const char *metric_name;
+} args;
+
+static void usage(FILE *to)
+{
+    fputs("usage: sw_bench --base FILE --query FILE --gt FILE [--M 16] [--efc 200] [--k 10]\n"
+          "                [--ef 10,16,24,32,48,64,96,128,192,256,384,512] [--repeat 3]\n"
+          "                [--metric l2|ip|cosine|l1] [--csv OUT.csv] [--nq N] [--name DATASET]\n"
+          "Files: big-ann-benchmarks layout (int32 n, int32 d, row-major data); element type\n"
+          "from the extension: .fbin float32, .u8bin uint8, .i8bin int8, .ibin int32.\n"
+          "--gt is .ibin ids, at least k per query row.  --name sets the dataset column of\n"
+          "the CSV (default: the base file's directory name if the file is base.*).\n",
+          to);
+}
+
+static void parse_ef_list(args *a, const char *s)
+{
+    const char *p = s;
+    size_t cap = 16, i, w;
+    a->efs = xmalloc(cap * sizeof(uint32_t));
+    a->n_ef = 0;
+    for (;;) {
+        char item[32];
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len >= sizeof item)
+            die(EXIT_USAGE, "--ef expects a comma-separated list of integers, got \"%s\"", s);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (a->n_ef == cap) {
+            uint32_t *grown;
+            cap *= 2;
+            grown = realloc(a->efs, cap * sizeof(uint32_t));
+            if (!grown) die(EXIT_RUNTIME, "out of memory");
+            a->efs = grown;
+        }
+        a->efs[a->n_ef++] = (uint32_t)parse_ulong("--ef", item, 1, SW_MAX_EF);
+        if (!comma) break;
+        p = comma + 1;
+    }
+    qsort(a->efs, a->n_ef, sizeof(uint32_t), cmp_u32);
+    for (i = 1, w = 1; i < a->n_ef; i++)
+        if (a->efs[i] != a->efs[w - 1]) a->efs[w++] = a->efs[i];
+    a->n_ef = w;
+}
+
+static void parse_args(int argc, char **argv, args *a)
+{
+    int i;
+    memset(a, 0, sizeof *a);
+    a->M = 16;
+    a->efc = 200;
+    a->k = 10;
+    a->repeat = 3;
+    a->metric = SW_METRIC_L2;
+    a->metric_name = "l2";
+    parse_ef_list(a, "10,16,24,32,48,64,96,128,192,256,384,512");
+
+    for (i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strncmp(o, "--", 2) != 0) {
+            usage(stderr);
+            die(EXIT_USAGE, "unexpected argument \"%s\"", o);
+        }
+        if (i + 1 >= argc) die(EXIT_USAGE, "%s needs a value", o);
+        v = argv[++i];
+        if (!strcmp(o, "--base")) a->base = v;
+        else if (!strcmp(o, "--query")) a->query = v;
+        else if (!strcmp(o, "--gt")) a->gt = v;
+        else if (!strcmp(o, "--csv")) a->csv = v;
+        else if (!strcmp(o, "--name")) a->name = v;
+        else if (!strcmp(o, "--M")) a->M = (uint32_t)parse_ulong(o, v, SW_MIN_M, SW_MAX_M);
+        else if (!strcmp(o, "--efc")) a->efc = (uint32_t)parse_ulong(o, v, 1, SW_MAX_EF);
+        else if (!strcmp(o, "--k")) a->k = (size_t)parse_ulong(o, v, 1, 100000);
+        else if (!strcmp(o, "--nq")) a->nq = (size_t)parse_ulong(o, v, 1, (unsigned long)INT32_MAX);
+        else if (!strcmp(o, "--repeat")) a->repeat = (unsigned)parse_ulong(o, v, 1, 1000);
+        else if (!strcmp(o, "--ef")) { free(a->efs); parse_ef_list(a, v); }
+        else if (!strcmp(o, "--metric")) {
+            a->metric_name = v;
+            if (!strcmp(v, "l2")) a->metric = SW_METRIC_L2;
+            else if (!strcmp(v, "ip")) a->metric = SW_METRIC_IP;
+            else if (!strcmp(v, "cosine")) a->metric = SW_METRIC_COSINE;
+            else if (!strcmp(v, "l1")) a->metric = SW_METRIC_L1;
+            else die(EXIT_USAGE, "--metric must be l2, ip, cosine or l1, got \"%s\"", v);
+        } else {
+            usage(stderr);
+            die(EXIT_USAGE, "unknown option \"%s\"", o);
+        }
+    }
+    if (!a->base) die(EXIT_USAGE, "--base FILE is required");
+    if (!a->query) die(EXIT_USAGE, "--query FILE is required");
+    if (!a->gt) die(EXIT_USAGE, "--gt FILE is required");
+}
+
+/* The dataset column: --name, else the directory of base.*, else the file stem. */
+static char *dataset_name(const args *a)
+{
+    const char *path = a->base, *slash, *file, *dot;
+    char *out;
+    size_t len;
+    if (a->name) {
+        out = xmalloc(strlen(a->name) + 1);
+        strcpy(out, a->name);
+        return out;
+    }
+    slash = strrchr(path, '/');
+    file = slash ? slash + 1 : path;
+    if (!strncmp(file, "base.", 5) && slash && slash > path) {
+        const char *start = slash;
+        while (start > path && start[-1] != '/') start--;
+        len = (size_t)(slash - start);
+        if (len > 0 && !(len == 1 && start[0] == '.')) {
+            out = xmalloc(len + 1);
+            memcpy(out, start, len);
+            out[len] = '\0';
+            return out;
+        }
+    }
+    dot = strchr(file, '.');
+    len = dot ? (size_t)(dot - file) : strlen(file);
+    out = xmalloc(len + 1);
+    memcpy(out, file, len);
+    out[len] = '\0';
+    return out;
+}
+
+/* ===================================================================== */
+/* Sweep and interpolation                                               */
+/* ===================================================================== */
+
+typedef struct {
+    uint32_t ef;
+    double recall, qps_median, qps_min, qps_max, lat_mean_us, lat_p99_us;
+} sweep_point;
+
+/*
+ * QPS at `target` recall.  Returns 0 and sets *qps if the sweep reaches it;
+ * *lower_bound is set when the smallest ef already reaches the target (no
+ * point below to interpolate from).  Returns -1 if it is never reached.
+ */
+static int qps_at_recall(const sweep_point *s, size_t n, double target, double *qps,
+                         int *lower_bound, size_t *lo_idx)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (s[i].recall >= target) {
+            if (i == 0) {
+                *qps = s[0].qps_median;
+                *lower_bound = 1;
+                *lo_idx = 0;
+            } else {
+                const sweep_point *a = &s[i - 1], *b = &s[i];
+                double t = (target - a->recall) / (b->recall - a->recall);
+                *qps = a->qps_median + t * (b->qps_median - a->qps_median);
+                *lower_bound = 0;
+                *lo_idx = i - 1;
+            }
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ===================================================================== */
+/* Main                                                                  */
+/* ===================================================================== */
+
+int main(int argc, char **argv)
+{
+    args a;
+    bin_header hb, hq, hg;
+    FILE *fb, *fq, *fg;
+    float *base, *query;
+    int32_t *gt;
+    size_t nb, nq, d, k, i, j, e;
+    char *dataset;
+    sw_options opt;
+    sw_index *index = NULL;
+    sw_status st;
+    uint64_t t0, t1;
+    double build_s, mem_per_vec;
+    size_t mem;
+    sweep_point *sweep;
+    uint64_t *labels, *lat, *run_ns, *lat_sorted;
+    double *run_recall;
+    unsigned *order;
+    const double targets[3] = {0.90, 0.95, 0.99};
+    FILE *csv = NULL;
+
+    parse_args(argc, argv, &a);
+    dataset = dataset_name(&a);
+
+    /* ---- Validate every input before doing any work. ---- */
+    fb = open_bin("base", a.base, 0, &hb);
+    fq = open_bin("query", a.query, 0, &hq);
+    fg = open_bin("ground truth", a.gt, 1, &hg);
+    if (hg.type != ELEM_I32)
+        die(EXIT_USAGE, "ground truth file %s: must be .ibin (int32 ids)", a.gt);
+    if (hb.type == ELEM_I32 || hq.type == ELEM_I32)
+        die(EXIT_USAGE, "base and query must be .fbin, .u8bin or .i8bin");
+    if (hb.d != hq.d)
+        die(EXIT_USAGE, "dimension mismatch: base %s has d=%zu but query %s has d=%zu", a.base,
+            hb.d, a.query, hq.d);
+    nb = hb.n;
+    d = hb.d;
+    k = a.k;
+    nq = hq.n;
+    if (a.nq) {
+        if (a.nq > hq.n)
+            die(EXIT_USAGE, "--nq %zu but the query file %s has only %zu rows", a.nq, a.query,
+                hq.n);
+        nq = a.nq;
+    }
+    if (hg.n < nq)
+        die(EXIT_USAGE, "ground truth %s has %zu rows but %zu queries are to be run", a.gt, hg.n,
+            nq);
+    if (hg.d < k)
+        die(EXIT_USAGE, "ground truth %s has %zu ids per query, fewer than k=%zu", a.gt, hg.d, k);
+    if (k > nb)
+        die(EXIT_USAGE, "k=%zu is larger than the base set (%zu vectors)", k, nb);
+
+    gt = xmalloc(nq * hg.d * sizeof(int32_t));
+    if (fread(gt, sizeof(int32_t), nq * hg.d, fg) != nq * hg.d)
+        die(EXIT_RUNTIME, "%s: short read", a.gt);
+    fclose(fg);
+    for (i = 0; i < nq; i++)
+        for (j = 0; j < k; j++) {
+            int32_t id = gt[i * hg.d + j];
+            if (id < 0 || (size_t)id >= nb)
+                die(EXIT_USAGE,
+                    "ground truth %s row %zu column %zu: id %d is outside the base set (0..%zu); "
+                    "is it the ground truth of this base file?",
+                    a.gt, i, j, (int)id, nb - 1);
+        }
+
+    base = read_vectors(fb, &hb, nb);
+    fclose(fb);
+    query = read_vectors(fq, &hq, nq);
+    fclose(fq);
+
+    if (a.csv) {
+        csv = fopen(a.csv, "w");
+        if (!csv) die(EXIT_USAGE, "cannot write %s: %s", a.csv, strerror(errno));
+    }
+
+    printf("smallworld %s  sw_bench  build config \"%s\"\n", sw_version(), SW_BENCH_CONFIG);
+    if (strcmp(SW_BENCH_CONFIG, "Release") != 0 && strcmp(SW_BENCH_CONFIG, "RelWithDebInfo") != 0)
+        printf("WARNING: not a Release build; timings are not representative\n");
+    printf("dataset %s: base %zu x %zu (%s), %zu queries (%s), ground truth %zu per query\n",
+           dataset, nb, d, elem_name(hb.type), nq, elem_name(hq.type), hg.d);
+    printf("metric %s  M %u  ef_construction %u  k %zu  repeat %u  threads 1\n", a.metric_name,
+           a.M, a.efc, k, a.repeat);
+    fflush(stdout);
+
+    /* ---- Build. ---- */
+    opt = sw_options_default();
+    opt.dim = (uint32_t)d;
+    opt.metric = a.metric;
+    opt.M = a.M;
+    opt.ef_construction = a.efc;
+    st = sw_create(&opt, &index);
+    if (st != SW_OK)
+        die(st == SW_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE, "sw_create: %s", sw_last_error());
+
+    t0 = now_ns();
+    for (i = 0; i < nb; i++) {
+        st = sw_add(index, (uint64_t)i, base + i * d, d);
+        if (st != SW_OK) die(EXIT_RUNTIME, "sw_add of row %zu: %s", i, sw_last_error());
+    }
+    t1 = now_ns();
+    build_s = (double)(t1 - t0) / 1e9;
+    if (sw_count(index) != nb)
+        die(EXIT_RUNTIME, "after adding %zu vectors sw_count() says %zu", nb, sw_count(index));
+    mem = sw_memory_usage(index);
+    mem_per_vec = (double)mem / (double)nb;
+    printf("build: %.3f s, %.0f vectors/s; memory %zu bytes (%.1f bytes/vector, raw vector "
+           "%zu)\n\n",
+           build_s, (double)nb / build_s, mem, mem_per_vec, d * sizeof(float));
+    fflush(stdout);
+    free(base);
+
+    /* ---- Search sweep. ---- */
+    sweep = xmalloc(a.n_ef * sizeof *sweep);
+    labels = xmalloc(nq * k * sizeof(uint64_t));
+    lat = xmalloc((size_t)a.repeat * nq * sizeof(uint64_t));
+    lat_sorted = xmalloc(nq * sizeof(uint64_t));
+    run_ns = xmalloc(a.repeat * sizeof(uint64_t));
+    run_recall = xmalloc(a.repeat * sizeof(double));
+    order = xmalloc(a.repeat * sizeof(unsigned));
+
+    printf("%6s %10s %12s %12s %12s %12s %12s\n", "ef", "recall@k", "QPS median", "QPS min",
+           "QPS max", "lat mean us", "lat p99 us");
+    if (csv)
+        fprintf(csv, "library,dataset,M,efc,ef,recall,qps_median,qps_min,qps_max,lat_mean_us,"
+                     "lat_p99_us,build_s\n");
+
+    for (e = 0; e < a.n_ef; e++) {
+        sw_search_params sp = sw_search_params_default();
+        unsigned r, med;
+        uint64_t sum;
+        sweep_point *p = &sweep[e];
+        sp.ef = a.efs[e];
+
+        for (r = 0; r < a.repeat; r++) {
+            uint64_t *rl = lat + (size_t)r * nq;
+            uint64_t r0, r1;
+            double hits = 0;
+            r0 = now_ns();
+            for (i = 0; i < nq; i++) {
+                size_t found = 0;
+                uint64_t q0 = now_ns(), q1;
+                st = sw_search(index, query + i * d, d, k, &sp, labels + i * k, NULL, &found);
+                q1 = now_ns();
+                if (st != SW_OK)
+                    die(EXIT_RUNTIME, "sw_search (ef %u, query %zu): %s", sp.ef, i,
+                        sw_last_error());
+                rl[i] = q1 - q0;
+                /* Mark missing results so they never match a true id. */
+                for (j = found; j < k; j++) labels[i * k + j] = UINT64_MAX;
+            }
+            r1 = now_ns();
+            run_ns[r] = r1 - r0;
+
+            for (i = 0; i < nq; i++) {
+                const int32_t *truth = gt + i * hg.d;
+                const uint64_t *got = labels + i * k;
+                size_t m, hit = 0;
+                for (j = 0; j < k; j++)
+                    for (m = 0; m < k; m++)
+                        if (got[m] == (uint64_t)truth[j]) { hit++; break; }
+                hits += (double)hit / (double)k;
+            }
+            run_recall[r] = hits / (double)nq;
+        }
+
+        /* Order runs by time, slowest QPS first; the median run is the middle. */
+        for (r = 0; r < a.repeat; r++) order[r] = r;
+        for (r = 1; r < a.repeat; r++) {
+            unsigned x = order[r], s = r;
+            while (s > 0 && run_ns[order[s - 1]] < run_ns[x]) { order[s] = order[s - 1]; s--; }
+            order[s] = x;
+        }
+        med = order[(a.repeat - 1) / 2];
+        p->ef = sp.ef;
+        p->recall = run_recall[med];
+        p->qps_median = (double)nq / ((double)run_ns[med] / 1e9);
+        p->qps_min = (double)nq / ((double)run_ns[order[0]] / 1e9);
+        p->qps_max = (double)nq / ((double)run_ns[order[a.repeat - 1]] / 1e9);
+        memcpy(lat_sorted, lat + (size_t)med * nq, nq * sizeof(uint64_t));
+        for (i = 0, sum = 0; i < nq; i++) sum += lat_sorted[i];
+        qsort(lat_sorted, nq, sizeof(uint64_t), cmp_u64);
+        p->lat_mean_us = (double)sum / (double)nq / 1e3;
+        /* p99 by nearest rank: the ceil(0.99 n)-th smallest. */
+        p->lat_p99_us = (double)lat_sorted[(size_t)ceil(0.99 * (double)nq) - 1] / 1e3;
+
+        printf("%6u %10.4f %12.1f %12.1f %12.1f %12.2f %12.2f\n", p->ef, p->recall, p->qps_median,
+               p->qps_min, p->qps_max, p->lat_mean_us, p->lat_p99_us);
+        fflush(stdout);
+        if (csv)
+            fprintf(csv, "smallworld,%s,%u,%u,%u,%.6f,%.2f,%.2f,%.2f,%.3f,%.3f,%.4f\n", dataset,
+                    a.M, a.efc, p->ef, p->recall, p->qps_median, p->qps_min, p->qps_max,
+                    p->lat_mean_us, p->lat_p99_us, build_s);
+    }
+
+    /* ---- QPS at fixed recall. ---- */
+    {
+        char summary[512];
+        int n = snprintf(summary, sizeof summary,
+                         "summary: library=smallworld build_s=%.4f mem_bytes_per_vector=%.1f",
+                         build_s, mem_per_vec);
+        putchar('\n');
+        for (i = 0; i < 3; i++) {
+            double q;
+            int lb;
+            size_t lo;
+            if (qps_at_recall(sweep, a.n_ef, targets[i], &q, &lb, &lo) != 0) {
+                double best = 0;
+                for (e = 0; e < a.n_ef; e++)
+                    if (sweep[e].recall > best) best = sweep[e].recall;
+                printf("QPS at recall %.2f: n/a (best recall in the sweep is %.4f)\n", targets[i],
+                       best);
+                n += snprintf(summary + n, sizeof summary - (size_t)n, " qps@%.2f=n/a",
+                              targets[i]);
+            } else if (lb) {
+                printf("QPS at recall %.2f: >= %.1f (the smallest ef, %u, already reaches %.4f)\n",
+                       targets[i], q, sweep[0].ef, sweep[0].recall);
+                n += snprintf(summary + n, sizeof summary - (size_t)n, " qps@%.2f=>=%.1f",
+                              targets[i], q);
+            } else {
+                printf("QPS at recall %.2f: %.1f (interpolated between ef %u and ef %u)\n",
+                       targets[i], q, sweep[lo].ef, sweep[lo + 1].ef);
+                n += snprintf(summary + n, sizeof summary - (size_t)n, " qps@%.2f=%.1f",
+                              targets[i], q);
+            }
+        }
+        puts(summary);
+    }
+
+    if (csv && fclose(csv) != 0) die(EXIT_RUNTIME, "writing %s: %s", a.csv, strerror(errno));
+
+    sw_free(index);
+    free(query);
+    free(gt);
+    free(sweep);
+    free(labels);
+    free(lat);
+    free(lat_sorted);
+    free(run_ns);
+    free(run_recall);
+    free(order);
+    free(a.efs);
+    free(dataset);
+    return 0;
+}

@@ -1,0 +1,159 @@
+/*
+ * testutil.h — helpers shared by the test files: data generation, reference
+ * distances, recall against the exact oracle, snapshots of an index for
+ * "a failed call changed nothing" checks, temporary directories, and a
+ * counting, failure-injecting allocator.  See testutil.c for the why.
+ */
+#ifndef SW_TESTUTIL_H
+#define SW_TESTUTIL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smallworld.h"
+#include "sw_test.h"
+
+/*
+ * The library's own graph checker (src/check.c).  Declared here rather than
+ * by including src/internal.h, so the tests do not compile against private
+ * structures that may change under them; the signature is the contract.
+ */
+int sw__check_graph(const sw_index *index, char *err, size_t errlen);
+
+/* what: a word of context for the message ("IP", "after updates"). */
+#define CHECK_GRAPH_AT(ix, what)                                               \
+    do {                                                                       \
+        char sw_t_err_[512] = "";                                              \
+        if (sw__check_graph((ix), sw_t_err_, sizeof sw_t_err_) != 0)           \
+            sw_test_fail_at(__FILE__, __LINE__, "sw__check_graph(%s) [%s]: %s", #ix, (what), \
+                            sw_t_err_);                                        \
+    } while (0)
+#define CHECK_GRAPH(ix) CHECK_GRAPH_AT(ix, "")
+
+/* ---- random numbers ------------------------------------------------- */
+
+typedef struct tu_rng {
+    uint64_t state;
+} tu_rng;
+
+void tu_rng_seed(tu_rng *r, uint64_t seed);
+uint64_t tu_rng_next(tu_rng *r);
+double tu_rng_uniform(tu_rng *r); /* [0, 1) */
+double tu_rng_gauss(tu_rng *r);   /* standard normal */
+uint64_t tu_rng_below(tu_rng *r, uint64_t n);
+
+/* ---- data ----------------------------------------------------------- */
+
+/*
+ * n points of a Gaussian mixture with n_centres clusters in dim dimensions,
+ * row-major, malloc'd (NULL on allocation failure).  The cluster centres are
+ * a function of centre_seed alone, so a base set and its queries share them
+ * when drawn with the same centre_seed and different point_seed.
+ */
+float *tu_clustered(size_t n, uint32_t dim, uint32_t n_centres, uint64_t centre_seed,
+                    uint64_t point_seed);
+
+/* Reference distance in double precision, by the definitions in smallworld.h
+ * (cosine normalises both sides; a zero vector is at distance 1). */
+double tu_ref_dist(sw_metric metric, const float *a, const float *b, size_t dim);
+
+/* Tolerance for comparing a reported float distance with tu_ref_dist. */
+double tu_dist_tol(double reference);
+
+/* Create an index from opt and add data rows with labels 0..n-1 (in order).
+ * Records a test failure and returns NULL on any error. */
+sw_index *tu_build(const sw_options *opt, const float *data, size_t n);
+
+typedef struct tu_recall {
+    double tie_aware; /* results no farther than the exact k-th, averaged */
+    double by_label;  /* |approx labels ∩ exact labels| / k, averaged */
+} tu_recall;
+
+/*
+ * Recall@k of sw_search at the given ef against sw_search_exact, over nq
+ * queries.  Ties at the k-th distance are common with integer data, so the
+ * tie-aware figure is the one to assert on.  Also checks (as test failures)
+ * that every search succeeds and returns k distinct labels.
+ */
+tu_recall tu_measure_recall(const sw_index *ix, const float *queries, size_t nq, size_t k,
+                            uint32_t ef);
+
+/* ---- snapshots -------------------------------------------------------- */
+
+/* What an index answers: count, search and exact results for fixed probes,
+ * and (when dir is given) the bytes of its saved file. */
+typedef struct tu_snapshot {
+    size_t count;
+    size_t n_searches;
+    size_t n_values;
+    uint64_t *labels;
+    float *dists;
+    size_t *found;
+    unsigned char *file;
+    size_t file_len;
+} tu_snapshot;
+
+/* 0 on success; records a test failure and returns -1 otherwise. */
+int tu_snapshot_take(tu_snapshot *s, const sw_index *ix, const float *probes, size_t n_probes,
+                     size_t k, const char *dir);
+/* 1 if equal (bitwise for distances); else 0 with the difference in why. */
+int tu_snapshot_equal(const tu_snapshot *a, const tu_snapshot *b, char *why, size_t whylen);
+void tu_snapshot_free(tu_snapshot *s);
+
+/* ---- files ------------------------------------------------------------ */
+
+/* A fresh private directory under $TMPDIR or /tmp, into buf.  0 on success. */
+int tu_mkdtemp(char *buf, size_t len);
+/* Remove every entry of a flat directory, then the directory. */
+void tu_rmtree(const char *dir);
+/* Number of entries in a directory other than . and .., or -1. */
+int tu_count_entries(const char *dir);
+/* Whole file into a malloc'd buffer; NULL on error (an empty file gives a
+ * non-NULL buffer and *len 0). */
+unsigned char *tu_read_file(const char *path, size_t *len);
+int tu_write_file(const char *path, const void *data, size_t len);
+/* Directory holding the shared data sets: $SW_SHARED_DIR or the build-time
+ * default. */
+const char *tu_shared_dir(void);
+
+/* ---- counting allocator ------------------------------------------------ */
+
+/*
+ * Counts live bytes and blocks, checks every free against its allocation
+ * (size, double free, alignment request), and fails on demand: after
+ * tu_alloc_fail_after(t, n, persistent), n more allocations succeed, then
+ * the next fails, and with persistent every one after it too.  Requests
+ * over 1 GiB are refused (counted in n_huge): no test needs one, and only a
+ * count read from a corrupt file produces one.
+ */
+typedef struct tu_alloc {
+    sw_allocator api; /* api.ctx points back at this struct */
+    pthread_mutex_t mu;
+    size_t live_bytes;
+    size_t live_blocks;
+    size_t n_allocs;
+    size_t n_injected;
+    size_t n_huge; /* requests over 1 GiB, refused */
+    long countdown; /* < 0: never fail */
+    int persistent;
+    int failing; /* persistent mode has started failing */
+    int errors;  /* frees that did not match an allocation, bad requests */
+    char first_error[160];
+} tu_alloc;
+
+void tu_alloc_init(tu_alloc *t);
+void tu_alloc_destroy(tu_alloc *t);
+void tu_alloc_fail_after(tu_alloc *t, long n, int persistent);
+void tu_alloc_disarm(tu_alloc *t);
+size_t tu_alloc_live_bytes(tu_alloc *t);
+size_t tu_alloc_injected(tu_alloc *t);
+
+#define CHECK_ALLOC_CLEAN(t)                                                   \
+    do {                                                                       \
+        if ((t)->errors != 0)                                                  \
+            sw_test_fail_at(__FILE__, __LINE__, "allocator misuse (%d): %s",   \
+                            (t)->errors, (t)->first_error);                    \
+    } while (0)
+
+#endif /* SW_TESTUTIL_H */
