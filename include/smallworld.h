@@ -167,7 +167,7 @@ typedef struct sw_index sw_index;
  * On failure *out is set to NULL (when out is not NULL).
  *
  * Errors: SW_ENULL (opt or out NULL), SW_EDIM, SW_EMETRIC, SW_EM, SW_EEFC,
- * SW_EEF (ef_search > SW_MAX_EF), SW_EINVAL (allocator with a NULL
+ * SW_EEF (ef_search 0 or > SW_MAX_EF), SW_EINVAL (allocator with a NULL
  * function), SW_ENOMEM.
  */
 SW_API sw_status sw_create(const sw_options *opt, sw_index **out);
@@ -187,7 +187,9 @@ SW_API void sw_free(sw_index *index);
  * and is at distance 1 from everything).
  *
  * Errors: SW_ENULL, SW_EDIMMISMATCH (dim != index dimension),
- * SW_ENOTFINITE, SW_EFULL, SW_ENOMEM.  On any error the index is unchanged.
+ * SW_ENOTFINITE, SW_EFULL, SW_ENOMEM.  On any error the index is unchanged:
+ * same vectors, graph and results (storage reserved for growth before the
+ * failure may stay allocated, and counts in sw_memory_usage()).
  * Needs exclusive access to the index.
  */
 SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, size_t dim);
@@ -210,7 +212,8 @@ SW_API sw_search_params sw_search_params_default(void);
  * The k approximate nearest neighbours of `query` (dim floats).
  *
  * Writes up to k results to labels[0..] and distances[0..] (either may be
- * NULL if not wanted), nearest first, ties broken by internal order; stores
+ * NULL if not wanted), nearest first (the order of equal distances is
+ * unspecified but the same on every run); stores
  * the number written in *n_found.  Fewer than k results (an index with fewer
  * than k vectors) is not an error.  A graph built with extreme parameters
  * (M or M0 near SW_MIN_M, a tiny ef_construction) can leave a few nodes

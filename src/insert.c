@@ -276,11 +276,21 @@ static size_t link_layer(const sw_index *ix, sw__ctx *c, uint32_t slot, int laye
     return n;
 }
 
+/* The candidate list size while inserting: ef_construction, at least M (a
+ * node needs M candidates to choose from), and at most the slots that exist
+ * (a larger list finds nothing more, and would only size scratch space by
+ * an unbounded parameter). */
+static size_t build_ef(const sw_index *ix) {
+    size_t ef = ix->ef_construction > ix->M ? ix->ef_construction : ix->M;
+    size_t cap = sw__capacity(ix);
+    return ef < cap ? ef : cap;
+}
+
 /* Search from the entry point down to `top` and link `slot` on layers
  * top..0.  `slot` must already hold its vector (copied in c->query too). */
 static void link_node(sw_index *ix, sw__ctx *c, uint32_t slot, int top, sw__cand *seeds,
                       size_t nseeds, sw__cand *scratch) {
-    size_t ef = ix->ef_construction > ix->M ? ix->ef_construction : ix->M;
+    size_t ef = build_ef(ix);
     for (int l = top; l >= 0; l--) {
         size_t n = sw__search_layer(ix, c, c->query, seeds, nseeds, ef, l, slot);
         nseeds = link_layer(ix, c, slot, l, n, seeds, scratch);
@@ -395,9 +405,14 @@ sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) 
     /* Work space: seeds for the next layer (one pool's worth) then scratch
      * for selection: an overflowing list plus one, a repaired list (its
      * links plus the updated node's), or the extended candidate set. */
-    size_t ef = ix->ef_construction > ix->M ? ix->ef_construction : ix->M;
+    size_t ef = build_ef(ix);
     size_t scratch_n = 2 * (size_t)ix->M0 + 1;
-    if (ix->extend_candidates && ef * (ix->M0 + 1) > scratch_n) scratch_n = ef * (ix->M0 + 1);
+    if (ix->extend_candidates) {
+        /* distinct nodes only: never more than the slots that exist */
+        size_t ext = ef * (ix->M0 + 1);
+        if (ext > sw__capacity(ix)) ext = sw__capacity(ix);
+        if (ext > scratch_n) scratch_n = ext;
+    }
     size_t nseeds = ef > ix->M0 ? ef : ix->M0;
     sw__ctx *c = sw__ctx_acquire(ix, ef, nseeds + scratch_n);
     if (!c) {

@@ -224,10 +224,13 @@ typedef struct reader {
     uint32_t crc;
     uint64_t left; /* bytes of the file not yet read */
     int short_read;
+    int io_error; /* errno of a failed read, as opposed to a short file */
+    uint32_t per_level[SW__MAX_LEVEL + 1]; /* nodes read at level >= l */
 } reader;
 
 static bool r_bytes(reader *r, void *dst, size_t n) {
     if (r->short_read || n > r->left || fread(dst, 1, n, r->f) != n) {
+        if (!r->short_read && n <= r->left && ferror(r->f)) r->io_error = errno ? errno : EIO;
         r->short_read = 1;
         memset(dst, 0, n);
         return false;
@@ -253,9 +256,13 @@ static uint64_t r_u64(reader *r) {
         st = sw__fail(SW_ECORRUPT, __VA_ARGS__);      \
         goto fail;                                    \
     } while (0)
-#define NEED(r, what)                                                       \
-    do {                                                                    \
-        if ((r)->short_read) CORRUPT("%s: file truncated in %s", path, what); \
+#define NEED(r, what)                                                             \
+    do {                                                                          \
+        if ((r)->io_error) {                                                      \
+            st = sw__fail(SW_EIO, "reading %s: %s", path, strerror((r)->io_error)); \
+            goto fail;                                                            \
+        }                                                                         \
+        if ((r)->short_read) CORRUPT("%s: file truncated in %s", path, what);       \
     } while (0)
 
 /* Read and check one node into slot s (storage already reserved). */
@@ -270,6 +277,17 @@ static sw_status read_node(sw_index *ix, reader *r, uint32_t s, uint64_t count, 
     if (lv > ix->max_level) CORRUPT("%s: node %u has level %d above the max %d", path, s, lv, ix->max_level);
     if (sw__labels_find(&ix->labels, label) != SW__NONE)
         CORRUPT("%s: label %llu appears twice", path, (unsigned long long)label);
+    /* Levels are drawn with P(level >= l) = M^-l.  Upper-layer links are
+     * allocated at full size whatever the degrees on disk, so a crafted file
+     * of high-level nodes with empty lists could make a small file take
+     * gigabytes; no index this library wrote has 8x the expected count at a
+     * level (plus slack for small indexes), so such a file is refused. */
+    for (int l = 1; l <= lv; l++) {
+        double expect = (double)count * pow((double)ix->M, -(double)l);
+        if (++r->per_level[l] > 8.0 * expect + 64.0)
+            CORRUPT("%s: implausibly many nodes (%u) on level %d of %llu", path,
+                    r->per_level[l], l, (unsigned long long)count);
+    }
     if (lv > 0 && !(upper = sw__upper_alloc(ix, lv))) {
         st = sw__fail(SW_ENOMEM, "loading %s: links of node %u", path, s);
         goto fail;
@@ -382,10 +400,13 @@ sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **ou
     if (st != SW_OK) goto fail;
     ix->rng = rng;
     ix->max_level = max_level;
-    if ((st = sw__storage_reserve(ix, count)) != SW_OK) goto fail;
     if ((st = sw__labels_reserve(&ix->mem, &ix->labels, count)) != SW_OK) goto fail;
-    for (uint64_t s = 0; s < count; s++)
+    /* Storage grows chunk by chunk as nodes arrive, so a file that claims
+     * many nodes but holds few costs only what it holds. */
+    for (uint64_t s = 0; s < count; s++) {
+        if ((st = sw__storage_reserve(ix, s + 1)) != SW_OK) goto fail;
         if ((st = read_node(ix, r, (uint32_t)s, count, path)) != SW_OK) goto fail;
+    }
 
     uint32_t crc = r->crc;
     uint32_t stored = r_u32(r);

@@ -366,3 +366,81 @@ TEST(persist_crafted_fields_refused)
     free(L);
     free(data);
 }
+
+/*
+ * Upper-layer links are allocated at full size (level x (1 + M) words)
+ * whatever degree the file gives, so a file of high-level nodes with empty
+ * lists would cost hundreds of times its size in memory.  Levels are drawn
+ * with P(level >= l) = M^-l, so such a level census is refused outright.
+ * The file is written from scratch: dim 1, M 512, 2,000 nodes all on level
+ * 63 with every list empty (269 bytes a node; accepted, they would take
+ * about 258 MB of links).
+ */
+TEST(persist_crafted_level_census_refused)
+{
+    enum { N = 2000, LEVEL = 63 };
+    const size_t node = 8 + 1 + 4 + (LEVEL + 1) * 4;
+    const size_t len = 80 + N * node + 4;
+    unsigned char *f = calloc(len, 1);
+    char dir[256], path[300];
+    tu_alloc ta;
+    sw_index *ix = NULL;
+
+    REQUIRE(f != NULL);
+    REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
+    snprintf(path, sizeof path, "%s/levels.swi", dir);
+    memcpy(f, "SWALLIDX", 8);
+    put_u32(f + 8, 1);   /* version */
+    put_u32(f + 12, 80); /* header size */
+    put_u32(f + 16, 1);  /* dim */
+    put_u32(f + 20, 0);  /* L2 */
+    put_u32(f + 24, 0);  /* float32 */
+    put_u32(f + 28, 512);
+    put_u32(f + 32, 1024);
+    put_u32(f + 36, 200);
+    put_u32(f + 40, 64);
+    put_u32(f + 44, 0);
+    put_u64(f + 48, 100);
+    put_u64(f + 56, 100);
+    put_u64(f + 64, N);
+    put_u32(f + 72, 0);     /* entry */
+    put_u32(f + 76, LEVEL); /* max level */
+    for (size_t i = 0; i < N; i++) {
+        unsigned char *p = f + 80 + i * node;
+        float v = (float)i;
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        put_u64(p, i);      /* label */
+        p[8] = LEVEL;       /* level; all degrees stay 0 */
+        put_u32(p + 9, bits);
+    }
+    reseal(f, len);
+    REQUIRE(tu_write_file(path, f, len) == 0);
+
+    tu_alloc_init(&ta);
+    CHECK_STATUS(sw_load(path, &ta.api, &ix), SW_ECORRUPT);
+    CHECK(ix == NULL);
+    CHECK(strstr(sw_last_error(), "level") != NULL);
+    CHECK_EQ_UINT(tu_alloc_live_bytes(&ta), 0);
+    tu_alloc_destroy(&ta);
+
+    /* The same file with every node on level 0 is a valid (if linkless)
+     * index: proof that the refusal is of the level census, not of a
+     * mistake in the bytes above. */
+    put_u32(f + 76, 0);
+    for (size_t i = 0; i < N; i++)
+        f[80 + i * node + 8] = 0;
+    {
+        /* level-0 nodes carry one degree word, not 64: repack */
+        const size_t node0 = 8 + 1 + 4 + 4;
+        for (size_t i = 0; i < N; i++)
+            memmove(f + 80 + i * node0, f + 80 + i * node, node0);
+        reseal(f, 80 + N * node0 + 4);
+        REQUIRE(tu_write_file(path, f, 80 + N * node0 + 4) == 0);
+    }
+    CHECK_OK(sw_load(path, NULL, &ix));
+    CHECK_EQ_UINT(sw_count(ix), N);
+    sw_free(ix);
+    tu_rmtree(dir);
+    free(f);
+}

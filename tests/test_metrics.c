@@ -206,3 +206,41 @@ TEST(metric_every_length_closed_form)
         }
     }
 }
+
+/*
+ * Finite vectors can make an inner product of +inf + -inf = NaN.  A NaN
+ * distance would break the sorted candidate pool and the result order, so
+ * the library reports it as +inf: results must stay sorted and NaN-free.
+ */
+TEST(metrics_ip_overflow_never_nan)
+{
+    sw_options o = sw_options_default();
+    sw_index *ix = NULL;
+    const float big = 1e20f;
+    float v[2];
+    uint64_t lab[8];
+    float d[8];
+    size_t nf = 0;
+
+    o.dim = 2;
+    o.metric = SW_METRIC_IP;
+    REQUIRE_OK(sw_create(&o, &ix));
+    for (uint64_t i = 0; i < 8; i++) {
+        v[0] = (i & 1) ? big : -big;
+        v[1] = (i & 2) ? big : (float)i;
+        CHECK_OK(sw_add(ix, i, v, 2));
+    }
+    v[0] = big;
+    v[1] = -big;
+    for (int exact = 0; exact < 2; exact++) {
+        CHECK_OK(exact ? sw_search_exact(ix, v, 2, 8, NULL, lab, d, &nf)
+                       : sw_search(ix, v, 2, 8, NULL, lab, d, &nf));
+        CHECK_EQ_UINT(nf, 8);
+        for (size_t i = 0; i < nf; i++) {
+            CHECK(!isnan(d[i]));
+            if (i > 0)
+                CHECK(d[i - 1] <= d[i]);
+        }
+    }
+    sw_free(ix);
+}

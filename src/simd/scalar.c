@@ -35,7 +35,10 @@ float sw_dist_l2_f32_scalar(const float *a, const float *b, size_t dim) {
     return t;
 }
 
-/* Reported as 1 - dot, as hnswlib does, so that smaller is nearer. */
+/* Reported as 1 - dot, as hnswlib does, so that smaller is nearer.  Finite
+ * inputs can still overflow to +inf and -inf products whose sum is NaN; a
+ * NaN would break every ordering the search relies on, so it is reported as
+ * +inf, the farthest possible.  L2 and L1 sums of finite inputs never make NaN. */
 float sw_dist_ip_f32_scalar(const float *a, const float *b, size_t dim) {
     float s[LANES] = {0};
     size_t i = 0;
@@ -43,7 +46,7 @@ float sw_dist_ip_f32_scalar(const float *a, const float *b, size_t dim) {
         for (int j = 0; j < LANES; j++) s[j] += a[i + j] * b[i + j];
     float t = reduce(s);
     for (; i < dim; i++) t += a[i] * b[i];
-    return 1.0f - t;
+    return t == t ? 1.0f - t : INFINITY;
 }
 
 float sw_dist_l1_f32_scalar(const float *a, const float *b, size_t dim) {
