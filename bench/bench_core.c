@@ -518,7 +518,8 @@ int main(int argc, char **argv)
         if (!csv) die(EXIT_USAGE, "cannot write %s: %s", a.csv, strerror(errno));
     }
 
-    printf("smallworld %s  sw_bench  build config \"%s\"\n", sw_version(), SW_BENCH_CONFIG);
+    printf("smallworld %s  sw_bench  build config \"%s\"  kernels %s\n", sw_version(), SW_BENCH_CONFIG,
+           sw_simd_name());
     if (strcmp(SW_BENCH_CONFIG, "Release") != 0 && strcmp(SW_BENCH_CONFIG, "RelWithDebInfo") != 0)
         printf("WARNING: not a Release build; timings are not representative\n");
     printf("dataset %s: base %zu x %zu (%s), %zu queries (%s), ground truth %zu per query\n",

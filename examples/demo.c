@@ -59,8 +59,9 @@ int main(void) {
     opt.dim = DIM; /* L2, M = 16, ef_construction = 200 */
     sw_index *index;
     TRY(sw_create(&opt, &index));
-    printf("smallworld %s: building an index of %d vectors, dimension %d, M=%u, ef_construction=%u\n",
-           sw_version(), N, DIM, opt.M, opt.ef_construction);
+    printf("smallworld %s (%s kernels): building an index of %d vectors, dimension %d, M=%u, "
+           "ef_construction=%u\n",
+           sw_version(), sw_simd_name(), N, DIM, opt.M, opt.ef_construction);
     double t0 = now();
     for (int i = 0; i < N; i++) TRY(sw_add(index, (uint64_t)i, data + (size_t)i * DIM, DIM));
     double build = now() - t0;

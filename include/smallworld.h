@@ -49,6 +49,14 @@ extern "C" {
 /** The library's version string, e.g. "0.1.0". */
 SW_API const char *sw_version(void);
 
+/**
+ * The distance kernels in use: "scalar", "avx2" or "avx512".  Chosen once,
+ * at first use, as the best this CPU and OS support; the environment
+ * variable SW_SIMD (scalar, avx2, avx512) forces a lower level (a higher
+ * one than the CPU has is lowered to what it has).  Thread-safe.
+ */
+SW_API const char *sw_simd_name(void);
+
 /* ===================================================================== */
 /* Status codes                                                          */
 /* ===================================================================== */

@@ -66,6 +66,9 @@ SW__HIDDEN sw_status sw__fail(sw_status status, const char *fmt, ...) SW__PRINTF
 
 typedef float (*sw__dist_fn)(const float *a, const float *b, size_t dim);
 SW__HIDDEN sw__dist_fn sw__dist_for(sw_metric metric);
+/* The kernel of one level by name ("scalar", "avx2", "avx512"), or NULL if
+ * this CPU lacks it; for the tests, which check every level against scalar. */
+SW__HIDDEN sw__dist_fn sw__dist_kernel(sw_metric metric, const char *level);
 
 /* ==== Memory ==== */
 
