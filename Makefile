@@ -4,6 +4,7 @@
 #   make demo            build an index on generated data and query it
 #   make install         install (PREFIX=/usr/local by default)
 #   make SANITIZE=address|undefined|thread test   sanitizer build, own folder
+#   make test CTEST_ARGS="-R unit"               pass arguments to ctest
 PREFIX   ?= /usr/local
 SANITIZE ?=
 BUILD_TYPE ?= Release
@@ -14,6 +15,7 @@ BUILD ?= build-$(SANITIZE)
 BUILD_TYPE = RelWithDebInfo
 endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS ?=
 
 .PHONY: all test demo install clean configure
 
@@ -25,7 +27,7 @@ configure:
 	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSW_SANITIZE=$(SANITIZE) >/dev/null
 
 test: all
-	cd $(BUILD) && ctest --output-on-failure
+	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
 
 demo: all
 	./$(BUILD)/sw_demo
