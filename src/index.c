@@ -211,18 +211,19 @@ sw_status sw_set_ef(sw_index *ix, uint32_t ef) {
 /* ==== Vectors in ==== */
 
 sw_status sw__prepare_vector(const sw_index *ix, const float *v, float *dst) {
-    for (uint32_t i = 0; i < ix->dim; i++)
-        if (!isfinite(v[i]))
-            return sw__fail(SW_ENOTFINITE, "element %u is %f", i, (double)v[i]);
-    if (ix->metric != SW_METRIC_COSINE) {
-        memcpy(dst, v, ix->vec_bytes);
-        return SW_OK;
-    }
-    /* Norm in double: float squares of large elements overflow to Inf. */
+    /* One pass copies, checks and (for cosine) accumulates the norm, in
+     * double: float squares of large elements overflow to Inf.  dst is
+     * scratch, so writing it before a refusal changes nothing. */
     double s = 0;
-    for (uint32_t i = 0; i < ix->dim; i++) s += (double)v[i] * v[i];
-    double inv = s > 0 ? 1.0 / sqrt(s) : 0.0;
-    for (uint32_t i = 0; i < ix->dim; i++) dst[i] = (float)(v[i] * inv);
+    for (uint32_t i = 0; i < ix->dim; i++) {
+        if (!isfinite(v[i])) return sw__fail(SW_ENOTFINITE, "element %u is %f", i, (double)v[i]);
+        dst[i] = v[i];
+        s += (double)v[i] * v[i];
+    }
+    if (ix->metric == SW_METRIC_COSINE && s > 0) {
+        double inv = 1.0 / sqrt(s);
+        for (uint32_t i = 0; i < ix->dim; i++) dst[i] = (float)(v[i] * inv);
+    }
     return SW_OK;
 }
 

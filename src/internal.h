@@ -117,12 +117,12 @@ typedef struct sw__ctx {
     size_t visited_cap;
     uint32_t epoch;
     sw__cand *pool;   /* the sorted candidate pool of a layer search */
-    uint8_t *expanded;
     size_t pool_cap;
+    uint8_t *expanded; /* one flag per pool entry */
+    size_t expanded_cap;
     sw__cand *work;   /* seeds, selection candidates, heaps */
     size_t work_cap;
     float *query;     /* the query, copied (and normalised for cosine) */
-    float *tmp;       /* a second vector buffer (updates) */
     size_t dim;
 } sw__ctx;
 

@@ -97,10 +97,9 @@ static void ctx_free(const sw_index *ix, sw__ctx *c) {
     sw__mem *m = (sw__mem *)&ix->mem; /* the byte counter is atomic */
     sw__free(m, c->visited, c->visited_cap * sizeof *c->visited);
     sw__free(m, c->pool, c->pool_cap * sizeof *c->pool);
-    sw__free(m, c->expanded, c->pool_cap);
+    sw__free(m, c->expanded, c->expanded_cap);
     sw__free(m, c->work, c->work_cap * sizeof *c->work);
     sw__free(m, c->query, c->dim * sizeof(float));
-    sw__free(m, c->tmp, c->dim * sizeof(float));
     sw__free(m, c, sizeof *c);
 }
 
@@ -130,32 +129,16 @@ sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work) {
         if (!c) goto fail;
         c->dim = ix->dim;
         c->query = sw__alloc(m, ix->vec_bytes, SW__LINE);
-        c->tmp = sw__alloc(m, ix->vec_bytes, SW__LINE);
-        if (!c->query || !c->tmp) goto fail;
+        if (!c->query) goto fail;
     }
     size_t vis = sw__capacity(ix);
     if (c->visited_cap < vis) {
-        size_t old = c->visited_cap;
         if (!regrow(m, (void **)&c->visited, &c->visited_cap, vis, sizeof *c->visited)) goto fail;
-        if (c->visited_cap != old) {
-            memset(c->visited, 0, c->visited_cap * sizeof *c->visited);
-            c->epoch = 0;
-        }
+        memset(c->visited, 0, c->visited_cap * sizeof *c->visited);
+        c->epoch = 0;
     }
-    if (c->pool_cap < pool) {
-        size_t cap = c->pool_cap, xcap = c->pool_cap;
-        if (!regrow(m, (void **)&c->pool, &cap, pool, sizeof *c->pool)) goto fail;
-        if (!regrow(m, (void **)&c->expanded, &xcap, pool, 1)) {
-            /* keep the pair consistent: give back the grown pool */
-            sw__free(m, c->pool, cap * sizeof *c->pool);
-            c->pool = NULL;
-            sw__free(m, c->expanded, c->pool_cap);
-            c->expanded = NULL;
-            c->pool_cap = 0;
-            goto fail;
-        }
-        c->pool_cap = cap;
-    }
+    if (!regrow(m, (void **)&c->pool, &c->pool_cap, pool, sizeof *c->pool)) goto fail;
+    if (!regrow(m, (void **)&c->expanded, &c->expanded_cap, pool, 1)) goto fail;
     if (!regrow(m, (void **)&c->work, &c->work_cap, work, sizeof *c->work)) goto fail;
     return c;
 
