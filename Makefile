@@ -5,6 +5,8 @@
 #   make install         install (PREFIX=/usr/local by default)
 #   make SANITIZE=address|undefined|thread test   sanitizer build, own folder
 #   make test CTEST_ARGS="-R unit"               pass arguments to ctest
+#   make test-arm64      cross-build for arm64 and run the kernel and recall
+#                        tests under qemu (gcc-aarch64-linux-gnu, qemu-user)
 PREFIX   ?= /usr/local
 SANITIZE ?=
 BUILD_TYPE ?= Release
@@ -17,7 +19,7 @@ endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all test demo install clean configure
+.PHONY: all test demo install clean configure test-arm64
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -35,5 +37,12 @@ demo: all
 install: all
 	cmake --install $(BUILD)
 
+test-arm64:
+	cmake -S . -B build-arm64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+	  -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-arm64 -j $(JOBS) --target sw_tests
+	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests simd
+	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall
+
 clean:
-	rm -rf build build-address build-undefined build-thread
+	rm -rf build build-address build-undefined build-thread build-arm64

@@ -64,6 +64,9 @@
 
 #include "smallworld.h"
 
+#define BENCH_NAME "sw_bench"
+#include "bench_util.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -83,19 +86,6 @@
 /* Small helpers                                                         */
 /* ===================================================================== */
 
-#define EXIT_USAGE 2
-#define EXIT_RUNTIME 1
-
-static void die(int code, const char *fmt, ...)
-{
-    va_list ap;
-    fputs("sw_bench: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(code);
-}
 
 static void *xmalloc(size_t n)
 {
@@ -121,23 +111,6 @@ static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
-}
-
-/* Parse a whole decimal string as an unsigned value in [lo, hi]. */
-static unsigned long parse_ulong(const char *opt, const char *s, unsigned long lo,
-                                 unsigned long hi)
-{
-    char *end = NULL;
-    unsigned long v;
-    if (!s || !*s || *s == '-' || *s == '+')
-        die(EXIT_USAGE, "%s expects a non-negative integer, got \"%s\"", opt, s ? s : "");
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno || *end != '\0')
-        die(EXIT_USAGE, "%s expects an integer, got \"%s\"", opt, s);
-    if (v < lo || v > hi)
-        die(EXIT_USAGE, "%s must be in %lu..%lu, got %lu", opt, lo, hi, v);
-    return v;
 }
 
 /* ===================================================================== */

@@ -50,10 +50,12 @@ extern "C" {
 SW_API const char *sw_version(void);
 
 /**
- * The distance kernels in use: "scalar", "avx2" or "avx512".  Chosen once,
- * at first use, as the best this CPU and OS support; the environment
- * variable SW_SIMD (scalar, avx2, avx512) forces a lower level (a higher
- * one than the CPU has is lowered to what it has).  Thread-safe.
+ * The distance kernels in use: "scalar", "neon" (arm64), "avx2" (AVX2 +
+ * FMA + F16C), "avx512" (AVX-512 F/BW/VL) or "avx512vnni" (with VNNI for
+ * 8-bit vectors).  Chosen once, at first use, as the best this CPU and OS
+ * support; the environment variable SW_SIMD, set to one of those names,
+ * forces a lower level (a higher one than the CPU has is lowered to what
+ * it has, an unknown name is ignored).  Thread-safe.
  */
 SW_API const char *sw_simd_name(void);
 

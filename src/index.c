@@ -129,6 +129,7 @@ sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **o
     ix->user_allocator = a;
     ix->level_mult = 1.0 / log((double)ix->M);
     ix->dist = sw__dist_for(o->metric);
+    ix->dist4 = sw__dist4_for(o->metric);
     atomic_init(&ix->ef_search, o->ef_search);
 
     ix->vec_bytes = (size_t)ix->dim * sizeof(float);

@@ -64,11 +64,31 @@ SW__HIDDEN sw_status sw__fail(sw_status status, const char *fmt, ...) SW__PRINTF
 
 /* ==== Distances (simd/) ==== */
 
-typedef float (*sw__dist_fn)(const float *a, const float *b, size_t dim);
+/* Element types a kernel reads, and what it measures.  `n` counts
+ * elements: floats, halves, bytes, or for SW__ET_BITS bytes of packed bits
+ * (the caller zeroes unused bits of the last byte).  Every kernel returns
+ * a distance, smaller is nearer: squared L2, 1 - dot for inner product (for
+ * every type, integers included), sum of |a - b| for L1, differing bits for
+ * Hamming.  Integer kernels are exact (32-bit integer sums) up to the float
+ * conversion of the result. */
+typedef enum sw__etype { SW__ET_F32, SW__ET_F16, SW__ET_I8, SW__ET_U8, SW__ET_BITS, SW__ET_COUNT } sw__etype;
+typedef enum sw__kind { SW__K_L2, SW__K_IP, SW__K_L1, SW__K_HAMMING, SW__K_COUNT } sw__kind;
+
+typedef float (*sw__dist_fn)(const void *a, const void *b, size_t n);
+/* The batch form: out[i] = distance(q, v[i]) for i < 4. */
+typedef void (*sw__dist4_fn)(const void *q, const void *const *v, size_t n, float *out);
+
+/* The kernels in use (chosen once per process), for a float32 index. */
 SW__HIDDEN sw__dist_fn sw__dist_for(sw_metric metric);
-/* The kernel of one level by name ("scalar", "avx2", "avx512"), or NULL if
- * this CPU lacks it; for the tests, which check every level against scalar. */
-SW__HIDDEN sw__dist_fn sw__dist_kernel(sw_metric metric, const char *level);
+SW__HIDDEN sw__dist4_fn sw__dist4_for(sw_metric metric);
+/* Any kernel of any level by name ("scalar", "neon", "avx2", "avx512",
+ * "avx512vnni"; NULL = the level in use), or NULL if this CPU lacks the
+ * level or the type has no such kernel.  For the tests and the bench. */
+SW__HIDDEN sw__dist_fn sw__kernel(sw__etype t, sw__kind k, const char *level);
+SW__HIDDEN sw__dist4_fn sw__kernel4(sw__etype t, sw__kind k, const char *level);
+/* IEEE half <-> float, exact one way, round-to-nearest-even the other. */
+SW__HIDDEN float sw__f16_to_f32(uint16_t h);
+SW__HIDDEN uint16_t sw__f32_to_f16(float f);
 
 /* ==== Memory ==== */
 
@@ -139,6 +159,7 @@ struct sw_index {
     const sw_allocator *user_allocator; /* as given, for sw_get_options */
     double level_mult; /* mL = 1 / ln(M) */
     sw__dist_fn dist;
+    sw__dist4_fn dist4; /* the same distance, one query against four vectors */
     /* record geometry */
     size_t vec_bytes;   /* dim * 4 */
     size_t links_off;   /* offset of the link block in a record */

@@ -19,6 +19,9 @@
  * Expanding a node first collects its unvisited neighbours and prefetches
  * their records, then computes the distances: by the time the first
  * distance is computed the later vectors are on their way from memory.
+ * The distances are taken four at a time with the batch kernel, which
+ * loads each block of the query once for four vectors; it gives the same
+ * bits as the single kernel, so the walk does not depend on the grouping.
  *
  * Threading: searches only read the graph; all mutable state is in the
  * scratch context taken from the index's pool.
@@ -62,6 +65,7 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
     sw__cand *pool = c->pool;
     uint8_t *expanded = c->expanded;
     const sw__dist_fn dist = ix->dist;
+    const sw__dist4_fn dist4 = ix->dist4;
     const size_t dim = ix->dim;
     size_t n = 0;
 
@@ -89,12 +93,22 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
             SW__PREFETCH(sw__vec(ix, nb));
         }
         size_t lowest = n;
-        for (size_t j = 0; j < nf; j++) {
-            float d = dist(q, sw__vec(ix, fresh[j]), dim);
-            if (n < ef || d < pool[n - 1].dist) {
-                sw__cand e = {d, fresh[j]};
-                size_t pos = pool_insert(pool, expanded, &n, ef, e);
-                if (pos < lowest) lowest = pos;
+        for (size_t j = 0; j < nf; j += 4) {
+            float d[4];
+            size_t m = nf - j < 4 ? nf - j : 4;
+            if (m == 4) {
+                const void *v[4] = {sw__vec(ix, fresh[j]), sw__vec(ix, fresh[j + 1]),
+                                    sw__vec(ix, fresh[j + 2]), sw__vec(ix, fresh[j + 3])};
+                dist4(q, v, dim, d);
+            } else {
+                for (size_t t = 0; t < m; t++) d[t] = dist(q, sw__vec(ix, fresh[j + t]), dim);
+            }
+            for (size_t t = 0; t < m; t++) {
+                if (n < ef || d[t] < pool[n - 1].dist) {
+                    sw__cand e = {d[t], fresh[j + t]};
+                    size_t pos = pool_insert(pool, expanded, &n, ef, e);
+                    if (pos < lowest) lowest = pos;
+                }
             }
         }
         if (lowest < cur) cur = lowest;
