@@ -17,11 +17,19 @@
  *     documented exception: a search ef smaller than k is raised to k.
  *   - Handles are opaque.  sw_free(NULL) is a no-op.
  *
- * Thread safety (this version): any number of threads may call the
- * read-only functions (search, exact search, get, contains, getters, save)
- * on the same index at the same time.  Functions that change the index
- * (add, set_ef) need exclusive access: do not run them concurrently with
- * any other call on the same index.  Distinct indexes are independent.
+ * Thread safety: every function may be called from any thread, at the
+ * same time as any other, on the same index, with two exceptions below.
+ * In particular any number of searches (sw_search, sw_search_batch,
+ * sw_search_exact, sw_get, sw_contains) run at the same time as each other
+ * and as adds and updates (sw_add, sw_add_batch, from any number of
+ * threads); there is no cap on concurrent readers.  A search running
+ * during adds sees each vector either not yet added or fully added; an
+ * update is seen whole, before or after.  Memory a search may be reading
+ * is never freed under it.  sw_save may run during adds: it waits for the
+ * adds in flight, holds new ones back while it writes, and saves one
+ * consistent moment of the index.  The exceptions: sw_free must not run
+ * at the same time as any other call on that index, and sw_load returns
+ * an index no other thread has yet.  Distinct indexes are independent.
  */
 #ifndef SMALLWORLD_H
 #define SMALLWORLD_H
@@ -125,6 +133,10 @@ typedef enum sw_metric {
 #define SW_MAX_M 512u
 #define SW_MAX_M0 2048u     /**< M0: M .. SW_MAX_M0 (0 in options = 2*M) */
 #define SW_MAX_EF 1000000u  /**< ef_construction: 1 .. SW_MAX_EF; ef likewise */
+#define SW_MAX_THREADS 1024u /**< threads of a batch call: 0 (all CPUs) .. SW_MAX_THREADS */
+
+/** The label that pads a short row of sw_search_batch results. */
+#define SW_NO_LABEL UINT64_MAX
 
 /**
  * Pluggable allocator.  alloc returns memory aligned to at least `align`
@@ -200,9 +212,26 @@ SW_API void sw_free(sw_index *index);
  * SW_ENOTFINITE, SW_EFULL, SW_ENOMEM.  On any error the index is unchanged:
  * same vectors, graph and results (storage reserved for growth before the
  * failure may stay allocated, and counts in sw_memory_usage()).
- * Needs exclusive access to the index.
+ * Safe to call from many threads at once, and during searches.
  */
 SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, size_t dim);
+
+/**
+ * Add n vectors (row-major, n x dim floats) under labels[0..n), on
+ * `threads` threads (0 = one per online CPU, at most SW_MAX_THREADS) taken
+ * from a pool the index creates on first use and keeps.  The graph is as
+ * good as one built by n sw_add calls (the insert order differs, so the
+ * graph is not the same one).  A label already in the index is an update.
+ *
+ * Everything that can be checked is checked before anything is added: on
+ * SW_ENULL, SW_EDIMMISMATCH, SW_ENOTFINITE (names the row), SW_EINVAL (a
+ * label appears twice in the batch; threads > SW_MAX_THREADS) or SW_EFULL
+ * the index is unchanged.  SW_ENOMEM part way through leaves each vector
+ * either fully added or not at all (sw_contains tells which).  n == 0 is
+ * a no-op.  Safe during searches and other adds (see the top).
+ */
+SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const float *vectors,
+                              size_t n, size_t dim, size_t threads);
 
 /* ===================================================================== */
 /* Searching                                                             */
@@ -233,7 +262,7 @@ SW_API sw_search_params sw_search_params_default(void);
  * Errors: SW_ENULL (index, query or n_found NULL), SW_EDIMMISMATCH, SW_EK
  * (k == 0), SW_EEF (ef > SW_MAX_EF), SW_ENOTFINITE (query has NaN/Inf),
  * SW_ENOMEM.  On error *n_found is 0.
- * Thread-safe with other read-only calls.
+ * Safe during adds and updates (see the top of this header).
  */
 SW_API sw_status sw_search(const sw_index *index, const float *query, size_t dim, size_t k,
                            const sw_search_params *params, uint64_t *labels,
@@ -250,9 +279,26 @@ SW_API sw_status sw_search_exact(const sw_index *index, const float *query, size
                                  uint64_t *labels, float *distances, size_t *n_found);
 
 /**
+ * sw_search for nq queries (row-major, nq x dim floats) on `threads`
+ * threads (0 = one per online CPU, at most SW_MAX_THREADS).  Row i of the
+ * results is labels[i*k .. i*k+k) and distances[i*k .. i*k+k) (distances
+ * may be NULL), nearest first; found[i] (found may be NULL) is the number
+ * of results in row i, and a short row is padded with SW_NO_LABEL and
+ * +infinity.  Each row is exactly what sw_search returns for that query.
+ *
+ * Errors: as sw_search (labels must not be NULL), plus SW_EINVAL (threads
+ * > SW_MAX_THREADS); a query with NaN/Inf is SW_ENOTFINITE naming the row,
+ * found before any search runs.  nq == 0 is a no-op.
+ */
+SW_API sw_status sw_search_batch(const sw_index *index, const float *queries, size_t nq,
+                                 size_t dim, size_t k, const sw_search_params *params,
+                                 uint64_t *labels, float *distances, size_t *found,
+                                 size_t threads);
+
+/**
  * Set the default search ef (used when a search passes ef = 0).
- * Errors: SW_ENULL, SW_EEF (ef == 0 or ef > SW_MAX_EF).
- * Needs exclusive access.
+ * Errors: SW_ENULL, SW_EEF (ef == 0 or ef > SW_MAX_EF).  Searches that
+ * already started keep the ef they began with.
  */
 SW_API sw_status sw_set_ef(sw_index *index, uint32_t ef);
 
@@ -303,7 +349,8 @@ SW_API size_t sw_memory_usage(const sw_index *index);
 /**
  * Save the index to `path`.  The file is written beside the target under a
  * temporary name, flushed to disk and renamed over the target, so a crash
- * leaves either the old file or the new one.  Thread-safe with readers.
+ * leaves either the old file or the new one.  Safe during searches and
+ * adds (see the top).
  * Errors: SW_ENULL, SW_EIO (see sw_last_error() for the OS message),
  * SW_ENOMEM.
  */

@@ -45,15 +45,18 @@ sw_status sw_search_exact(const sw_index *ix, const float *query, size_t dim, si
     (void)params;
     sw_status st = sw__check_query(ix, query, dim, k, n_found, "sw_search_exact");
     if (st != SW_OK) return st;
-    size_t kk = k < ix->count ? k : ix->count;
+    /* the nodes that exist now; adds that land meanwhile are not seen */
+    uint32_t count = sw__count(ix);
+    size_t kk = k < count ? k : count;
     sw__ctx *c = sw__ctx_acquire(ix, 0, kk ? kk : 1);
     if (!c) return SW_ENOMEM;
     st = sw__prepare_vector(ix, query, c->query);
     if (st != SW_OK || kk == 0) goto done;
 
+    sw__gate_enter(&((sw_index *)ix)->gate);
     sw__cand *h = c->work;
     size_t n = 0;
-    for (uint32_t s = 0; s < ix->count; s++) {
+    for (uint32_t s = 0; s < count; s++) {
         sw__cand e = {ix->dist(c->query, sw__vec(ix, s), ix->dim), s};
         if (n < kk) {
             /* sift up */
@@ -82,6 +85,7 @@ sw_status sw_search_exact(const sw_index *ix, const float *query, size_t dim, si
         if (distances) distances[i] = h[i].dist;
     }
     *n_found = n;
+    sw__gate_leave(&((sw_index *)ix)->gate);
 done:
     sw__ctx_release(ix, c);
     return st;
@@ -112,16 +116,18 @@ static int report(char *err, size_t len, const char *fmt, ...) {
 
 int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
     if (!ix) return report(err, errlen, "index is NULL");
+    int max_level;
+    const uint32_t entry = sw__top(ix, &max_level);
     if (err && errlen) err[0] = 0;
     if (ix->count == 0)
-        return ix->entry == SW__NONE ? 0 : report(err, errlen, "empty index has an entry point");
-    if (ix->entry >= ix->count) return report(err, errlen, "entry point %u out of range", ix->entry);
-    if (sw__level(ix, ix->entry) != ix->max_level)
+        return entry == SW__NONE ? 0 : report(err, errlen, "empty index has an entry point");
+    if (entry >= ix->count) return report(err, errlen, "entry point %u out of range", entry);
+    if (sw__level(ix, entry) != max_level)
         return report(err, errlen, "entry point level %d != max level %d",
-                      sw__level(ix, ix->entry), ix->max_level);
+                      sw__level(ix, entry), max_level);
     for (uint32_t s = 0; s < ix->count; s++) {
         int lv = sw__level(ix, s);
-        if (lv > ix->max_level) return report(err, errlen, "node %u level %d > max", s, lv);
+        if (lv > max_level) return report(err, errlen, "node %u level %d > max", s, lv);
         if (sw__labels_find(&ix->labels, *sw__label_ptr(ix, s)) != s)
             return report(err, errlen, "node %u label not mapped back to it", s);
         for (int l = 0; l <= lv; l++) {
@@ -173,8 +179,8 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
         return report(err, errlen, "out of memory while checking");
     }
     size_t top = 0, reached = 1;
-    stack[top++] = ix->entry;
-    seen[ix->entry] = 1;
+    stack[top++] = entry;
+    seen[entry] = 1;
     while (top) {
         uint32_t s = stack[--top];
         for (int l = 0; l <= sw__level(ix, s); l++) {

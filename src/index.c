@@ -16,6 +16,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,83 @@ sw_status sw__check_options(const sw_options *o) {
     return SW_OK;
 }
 
+/* ==== Locks ==== */
+
+static void destroy_locks(sw_index *ix) {
+    pthread_mutex_destroy(&ix->ctx_lock);
+    pthread_mutex_destroy(&ix->pool_lock);
+    pthread_mutex_destroy(&ix->grow_lock);
+    pthread_mutex_destroy(&ix->top_lock);
+    pthread_mutex_destroy(&ix->gate.closer);
+    pthread_rwlock_destroy(&ix->label_lock);
+    pthread_rwlock_destroy(&ix->save_lock);
+}
+
+/* All or nothing: 0, or nonzero with nothing left initialised. */
+static int init_locks(sw_index *ix) {
+    int n = 0;
+    pthread_mutex_t *m[] = {&ix->ctx_lock, &ix->pool_lock, &ix->grow_lock, &ix->top_lock,
+                            &ix->gate.closer};
+    pthread_rwlock_t *rw[] = {&ix->label_lock, &ix->save_lock};
+    for (; n < 5; n++)
+        if (pthread_mutex_init(m[n], NULL) != 0) goto fail;
+    for (; n < 7; n++)
+        if (pthread_rwlock_init(rw[n - 5], NULL) != 0) goto fail;
+    atomic_init(&ix->gate.inside, 0);
+    atomic_init(&ix->gate.closed, 0);
+    return 0;
+fail:
+    while (n-- > 0) {
+        if (n < 5)
+            pthread_mutex_destroy(m[n]);
+        else
+            pthread_rwlock_destroy(rw[n - 5]);
+    }
+    return -1;
+}
+
+/*
+ * The gate.  Passing costs two atomic operations on one shared word; a
+ * closer raises `closed`, then waits for `inside` to drain.  Both sides
+ * use sequentially consistent operations, so a thread that enters while
+ * the gate closes either sees `closed` and backs out, or is seen in
+ * `inside` by the closer.  Waits are short (one vector copy on the
+ * closing side), so they yield rather than sleep.
+ */
+void sw__gate_enter(sw__gate *g) {
+    for (;;) {
+        while (atomic_load(&g->closed)) sched_yield();
+        atomic_fetch_add(&g->inside, 1);
+        if (!atomic_load(&g->closed)) return;
+        atomic_fetch_sub(&g->inside, 1);
+    }
+}
+
+void sw__gate_leave(sw__gate *g) { atomic_fetch_sub(&g->inside, 1); }
+
+void sw__gate_close(sw__gate *g) {
+    pthread_mutex_lock(&g->closer);
+    atomic_store(&g->closed, 1);
+    while (atomic_load(&g->inside)) sched_yield();
+}
+
+void sw__gate_open(sw__gate *g) {
+    atomic_store(&g->closed, 0);
+    pthread_mutex_unlock(&g->closer);
+}
+
+void sw__node_lock(const sw_index *ix, uint32_t slot) {
+    uint8_t *l = sw__lock_ptr(ix, slot);
+    for (unsigned spins = 0; __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE); spins++) {
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+            if (++spins > 64) {
+                sched_yield();
+                spins = 0;
+            }
+        }
+    }
+}
+
 /* ==== Create and free ==== */
 
 static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
@@ -113,9 +191,9 @@ sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **o
     memset(ix, 0, sizeof *ix);
     ix->mem.a = mem.a;
     atomic_init(&ix->mem.bytes, sizeof *ix);
-    if (pthread_mutex_init(&ix->ctx_lock, NULL) != 0) {
+    if (init_locks(ix) != 0) {
         mem.a.free(mem.a.ctx, ix, sizeof *ix);
-        return sw__fail(SW_ENOMEM, "initialising a mutex");
+        return sw__fail(SW_ENOMEM, "initialising the index's locks");
     }
 
     ix->dim = o->dim;
@@ -143,8 +221,7 @@ sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **o
     while (shift < 16 && ((size_t)2 << shift) * ix->rec_bytes <= SW__CHUNK_TARGET) shift++;
     ix->chunk_shift = shift;
 
-    ix->entry = SW__NONE;
-    ix->max_level = -1;
+    sw__set_top(ix, SW__NONE, -1);
     ix->rng = o->seed;
     *out = ix;
     return SW_OK;
@@ -160,17 +237,18 @@ sw_status sw_create(const sw_options *opt, sw_index **out) {
 
 void sw_free(sw_index *ix) {
     if (!ix) return;
+    sw__pool_free(ix);
     sw__ctx_pool_free(ix);
     sw__labels_free(&ix->mem, &ix->labels);
     sw__storage_free(ix);
-    pthread_mutex_destroy(&ix->ctx_lock);
+    destroy_locks(ix);
     sw_allocator a = ix->mem.a;
     a.free(a.ctx, ix, sizeof *ix);
 }
 
 /* ==== Getters ==== */
 
-size_t sw_count(const sw_index *ix) { return ix ? ix->count : 0; }
+size_t sw_count(const sw_index *ix) { return ix ? sw__count(ix) : 0; }
 size_t sw_dim(const sw_index *ix) { return ix ? ix->dim : 0; }
 sw_metric sw_get_metric(const sw_index *ix) { return ix ? ix->metric : SW_METRIC_L2; }
 uint32_t sw_get_ef(const sw_index *ix) {
@@ -182,7 +260,12 @@ size_t sw_memory_usage(const sw_index *ix) {
 }
 
 int sw_contains(const sw_index *ix, uint64_t label) {
-    return ix && sw__labels_find(&ix->labels, label) != SW__NONE;
+    if (!ix) return 0;
+    sw_index *mix = (sw_index *)ix;
+    pthread_rwlock_rdlock(&mix->label_lock);
+    int found = sw__labels_find(&ix->labels, label) != SW__NONE;
+    pthread_rwlock_unlock(&mix->label_lock);
+    return found;
 }
 
 sw_status sw_get_options(const sw_index *ix, sw_options *out) {
@@ -242,17 +325,18 @@ sw_status sw__check_query(const sw_index *ix, const float *q, size_t dim, size_t
 
 /* ==== Levels ==== */
 
-/* splitmix64: tiny, fast, and good enough to draw levels. */
-static uint64_t next_random(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+/* splitmix64's finaliser: a good 64-bit mix, enough to draw levels. */
+static uint64_t mix64(uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
 
-/* floor(-ln(U) * mL) with U uniform in (0, 1], as in the paper. */
-int sw__random_level(const sw_index *ix, uint64_t *rng) {
-    double u = (double)((next_random(rng) >> 11) + 1) * (1.0 / 9007199254740992.0);
+/* floor(-ln(U) * mL) with U uniform in (0, 1], as in the paper; U comes
+ * from the label and the seed (see internal.h). */
+int sw__level_for(const sw_index *ix, uint64_t label) {
+    uint64_t h = mix64(mix64(label + 0x9e3779b97f4a7c15ull) ^ ix->seed);
+    double u = (double)((h >> 11) + 1) * (1.0 / 9007199254740992.0);
     double l = -log(u) * ix->level_mult;
     return l >= SW__MAX_LEVEL ? SW__MAX_LEVEL : (int)l;
 }
@@ -264,9 +348,14 @@ sw_status sw_get(const sw_index *ix, uint64_t label, float *out, size_t dim) {
     if (dim != ix->dim)
         return sw__fail(SW_EDIMMISMATCH, "sw_get: buffer has dimension %zu, the index %u", dim,
                         ix->dim);
+    sw_index *mix = (sw_index *)ix;
+    pthread_rwlock_rdlock(&mix->label_lock);
     uint32_t slot = sw__labels_find(&ix->labels, label);
+    pthread_rwlock_unlock(&mix->label_lock);
     if (slot == SW__NONE)
         return sw__fail(SW_ENOTFOUND, "sw_get: label %llu", (unsigned long long)label);
+    sw__gate_enter(&mix->gate); /* not while an update copies a vector */
     memcpy(out, sw__vec(ix, slot), ix->vec_bytes);
+    sw__gate_leave(&mix->gate);
     return SW_OK;
 }

@@ -29,16 +29,24 @@
  * gets new out-links and in-links in its new neighbourhood.  Its level is
  * kept so the upper-layer allocation does not change.
  *
- * Failure atomicity: everything that can fail (the chunk, the label map
- * room, the upper-layer links, the scratch context, the vector check)
- * happens before the first write to the graph.  The level is drawn from a
- * copy of the generator state, committed only on success, so a failed add
- * does not change what later adds do.
+ * Failure atomicity: everything that can fail (the scratch context, the
+ * vector check, the upper-layer links, the label map room, the chunk)
+ * happens before the node is published.  The level comes from the label
+ * (sw__level_for), so a failed add does not change what later adds do.
  *
- * Threading: one writer at a time (see smallworld.h).
+ * Threading: any number of adds run at once, with searches.  A new node's
+ * record is written under grow_lock (slot hand-out) and label_lock (so two
+ * adds of one label agree on which is the insert), before any link points
+ * to it.  Each list change holds the lock of the node whose list it is, and
+ * only that one: linking a node takes its neighbours' locks one after the
+ * other, never two at once, so there is no lock order to get wrong.  A node
+ * whose level raises the top holds top_lock for its whole insert (rare: a
+ * handful of times per index).  An update copies its new vector with the
+ * gate closed (internal.h), then re-links like an insert.
  */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,7 +112,16 @@ static size_t select_neighbors(const sw_index *ix, const sw__cand *cand, size_t 
  * lost vector.  hnswlib accepts this (on our 20,000 x 32 clustered test set
  * under inner product, 1,364 nodes ended up unreachable before this fix);
  * we keep a layer-0 in-degree per node and never drop a node's last in-link.
- * The rule costs nothing when no node is at risk, which is nearly always.
+ *
+ * With concurrent writers the rule has to hold against a race: two lists
+ * dropping the last two in-links of one node at the same moment.  So an
+ * in-link is given up only by a compare-and-swap that lowers the count from
+ * at least 2 (indeg_release); a list that may not drop a node keeps it, in
+ * place of its furthest newly added entry.  One always exists: a full new
+ * list that leaves out an old entry holds more new entries than it leaves
+ * out old ones.  A count is raised before the link it counts is stored and
+ * lowered before the link is removed, so it never claims an in-link that
+ * is not there.
  */
 
 static bool in_list(const uint32_t *ids, size_t n, uint32_t x) {
@@ -113,66 +130,63 @@ static bool in_list(const uint32_t *ids, size_t n, uint32_t x) {
     return false;
 }
 
-static bool in_sel(const sw__cand *sel, size_t n, uint32_t x) {
-    for (size_t i = 0; i < n; i++)
-        if (sel[i].id == x) return true;
+static void indeg_add(const sw_index *ix, uint32_t x, int delta) {
+    __atomic_fetch_add(sw__indeg_ptr(ix, x), (uint32_t)delta, __ATOMIC_RELAXED);
+}
+
+/* Give up one layer-0 in-link of x, unless it is the last. */
+static bool indeg_release(const sw_index *ix, uint32_t x) {
+    uint32_t *p = sw__indeg_ptr(ix, x);
+    uint32_t d = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (d > 1)
+        if (__atomic_compare_exchange_n(p, &d, d - 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            return true;
     return false;
 }
 
-/* Replace the list of `base` on `layer` by sel[0..r), keeping in-degrees. */
+/* Replace the list of `base` on `layer` by sel[0..r).  The caller holds
+ * base's lock.  On layer 0 an old entry that is its node's last in-link
+ * stays (see above). */
 static void write_links(const sw_index *ix, uint32_t base, int layer, const sw__cand *sel,
                         size_t r) {
     uint32_t *links = sw__links(ix, base, layer);
+    uint32_t nold = links[0], old[SW_MAX_M0], ids[SW_MAX_M0];
+    float dist[SW_MAX_M0];
+    memcpy(old, links + 1, nold * sizeof *old);
+    for (size_t i = 0; i < r; i++) {
+        ids[i] = sel[i].id;
+        dist[i] = sel[i].dist;
+    }
     if (layer == 0) {
-        for (uint32_t j = 1; j <= links[0]; j++) (*sw__indeg_ptr(ix, links[j]))--;
-        for (size_t i = 0; i < r; i++) (*sw__indeg_ptr(ix, sel[i].id))++;
-    }
-    links[0] = (uint32_t)r;
-    for (size_t i = 0; i < r; i++) links[1 + i] = sel[i].id;
-}
-
-/* The in-degree `x` would keep if `base` stopped linking to it. */
-static uint32_t indeg_without(const sw_index *ix, const uint32_t *old, size_t nold, uint32_t x) {
-    uint32_t d = *sw__indeg_ptr(ix, x);
-    return in_list(old, nold, x) ? d - 1 : d;
-}
-
-/*
- * Layer 0: a node in the old list of `base` that the selection dropped, and
- * whose only in-link is this one, is put back: into a free place, or in
- * place of the furthest selected node that has another in-link.
- */
-static size_t protect_orphans(const sw_index *ix, uint32_t base, const sw__cand *cand, size_t n,
-                              sw__cand *sel, size_t r) {
-    const uint32_t *links = sw__links(ix, base, 0);
-    const uint32_t *old = links + 1;
-    uint32_t nold = links[0];
-    for (uint32_t j = 0; j < nold; j++) {
-        uint32_t x = old[j];
-        if (*sw__indeg_ptr(ix, x) != 1 || in_sel(sel, r, x)) continue;
-        sw__cand keep = {0, x};
-        for (size_t i = 0; i < n; i++)
-            if (cand[i].id == x) keep = cand[i];
-        if (r < ix->M0) {
-            sel[r++] = keep;
-            continue;
-        }
-        size_t victim = r;
         for (size_t i = 0; i < r; i++)
-            if (indeg_without(ix, old, nold, sel[i].id) >= 1 &&
-                (victim == r || sel[i].dist > sel[victim].dist))
-                victim = i;
-        if (victim < r) sel[victim] = keep;
+            if (!in_list(old, nold, ids[i])) indeg_add(ix, ids[i], 1);
+        for (uint32_t j = 0; j < nold; j++) {
+            uint32_t x = old[j];
+            if (in_list(ids, r, x) || indeg_release(ix, x)) continue;
+            if (r < ix->M0) {
+                ids[r] = x;
+                dist[r++] = -INFINITY; /* never a victim below */
+                continue;
+            }
+            size_t v = r;
+            for (size_t i = 0; i < r; i++)
+                if (!in_list(old, nold, ids[i]) && (v == r || dist[i] > dist[v])) v = i;
+            if (v == r) continue; /* impossible, see above; x then stays counted */
+            indeg_add(ix, ids[v], -1);
+            ids[v] = x;
+            dist[v] = -INFINITY;
+        }
     }
-    return r;
+    for (size_t i = 0; i < r; i++) SW__STORE(&links[1 + i], ids[i]);
+    SW__STORE(&links[0], (uint32_t)r);
 }
 
-/* Re-select the list of `base` on `layer` from cand[0..n) (unsorted). */
+/* Re-select the list of `base` on `layer` from cand[0..n) (unsorted).
+ * The caller holds base's lock. */
 static void reselect(const sw_index *ix, uint32_t base, int layer, sw__cand *cand, size_t n) {
     sw__cand sel[SW_MAX_M0];
     qsort(cand, n, sizeof *cand, cand_cmp);
     size_t r = select_neighbors(ix, cand, n, sw__max_degree(ix, layer), sel);
-    if (layer == 0) r = protect_orphans(ix, base, cand, n, sel, r);
     write_links(ix, base, layer, sel, r);
 }
 
@@ -181,20 +195,23 @@ static void reselect(const sw_index *ix, uint32_t base, int layer, sw__cand *can
  * at least M0 + 1 candidates. */
 static void add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int layer,
                      sw__cand *scratch) {
+    sw__node_lock(ix, e);
     uint32_t *links = sw__links(ix, e, layer);
     uint32_t deg = links[0];
-    if (in_list(links + 1, deg, s)) return;
-    if (deg < sw__max_degree(ix, layer)) {
-        links[1 + deg] = s;
-        links[0] = deg + 1;
-        if (layer == 0) (*sw__indeg_ptr(ix, s))++;
-        return;
+    if (in_list(links + 1, deg, s)) {
+        /* already linked */
+    } else if (deg < sw__max_degree(ix, layer)) {
+        if (layer == 0) indeg_add(ix, s, 1);
+        SW__STORE(&links[1 + deg], s);
+        SW__STORE(&links[0], deg + 1);
+    } else {
+        const float *ve = sw__vec(ix, e);
+        for (uint32_t j = 0; j < deg; j++)
+            scratch[j] = (sw__cand){ix->dist(ve, sw__vec(ix, links[1 + j]), ix->dim), links[1 + j]};
+        scratch[deg] = (sw__cand){d, s};
+        reselect(ix, e, layer, scratch, deg + 1);
     }
-    const float *ve = sw__vec(ix, e);
-    for (uint32_t j = 0; j < deg; j++)
-        scratch[j] = (sw__cand){ix->dist(ve, sw__vec(ix, links[1 + j]), ix->dim), links[1 + j]};
-    scratch[deg] = (sw__cand){d, s};
-    reselect(ix, e, layer, scratch, deg + 1);
+    sw__node_unlock(ix, e);
 }
 
 /*
@@ -203,55 +220,82 @@ static void add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int la
  * that neighbour's furthest link to a node with another in-link.
  */
 static void adopt_orphan(const sw_index *ix, uint32_t s) {
-    const uint32_t *mine = sw__links(ix, s, 0);
-    for (uint32_t i = 1; i <= mine[0]; i++) {
+    uint32_t mine[SW_MAX_M0];
+    const uint32_t *ml = sw__links(ix, s, 0);
+    uint32_t nmine = SW__LOAD(&ml[0]);
+    for (uint32_t i = 0; i < nmine; i++) mine[i] = SW__LOAD(&ml[1 + i]);
+    for (uint32_t i = 0; i < nmine; i++) {
+        if (SW__LOAD(sw__indeg_ptr(ix, s)) > 0) return;
         uint32_t e = mine[i];
+        sw__node_lock(ix, e);
         uint32_t *links = sw__links(ix, e, 0);
-        const float *ve = sw__vec(ix, e);
-        uint32_t victim = 0;
-        float worst = 0;
-        for (uint32_t j = 1; j <= links[0]; j++) {
-            if (*sw__indeg_ptr(ix, links[j]) < 2) continue;
-            float dj = ix->dist(ve, sw__vec(ix, links[j]), ix->dim);
-            if (victim == 0 || dj > worst) {
-                victim = j;
-                worst = dj;
-            }
+        uint32_t deg = links[0];
+        bool done = in_list(links + 1, deg, s);
+        if (!done && deg < ix->M0) {
+            indeg_add(ix, s, 1);
+            SW__STORE(&links[1 + deg], s);
+            SW__STORE(&links[0], deg + 1);
+            done = true;
         }
-        if (victim == 0) continue;
-        (*sw__indeg_ptr(ix, links[victim]))--;
-        links[victim] = s;
-        (*sw__indeg_ptr(ix, s))++;
-        return;
+        /* furthest first, among links whose node has another in-link */
+        const float *ve = sw__vec(ix, e);
+        uint8_t tried[SW_MAX_M0] = {0};
+        while (!done) {
+            uint32_t victim = 0;
+            float worst = 0;
+            for (uint32_t j = 1; j <= deg; j++) {
+                if (tried[j - 1] || *sw__indeg_ptr(ix, links[j]) < 2) continue;
+                float dj = ix->dist(ve, sw__vec(ix, links[j]), ix->dim);
+                if (victim == 0 || dj > worst) {
+                    victim = j;
+                    worst = dj;
+                }
+            }
+            if (victim == 0) break;
+            tried[victim - 1] = 1;
+            if (!indeg_release(ix, links[victim])) continue;
+            indeg_add(ix, s, 1);
+            SW__STORE(&links[victim], s);
+            done = true;
+        }
+        sw__node_unlock(ix, e);
+        if (done) return;
     }
 }
 
 /* ==== Linking a node into one layer ==== */
 
+/* An add's fixed sizes and work space, carved from the context's work
+ * array: seeds for the top layer searched, the search result of every
+ * layer (kept until linking, see link_node), selection scratch. */
+typedef struct plan {
+    size_t ef, nseeds, scratch_cap, levels;
+    sw__cand *seeds, *found, *scratch;
+} plan;
+
 /*
- * Given the layer search result (c->pool[0..n)), choose the neighbours of
- * `slot`, write its list, link back, and leave the result in `seeds` for the
- * next layer down.  Returns the number of seeds.
+ * Given the layer search result found[0..n), choose the neighbours of
+ * `slot` on `layer`, write its list and link back.
  */
-static size_t link_layer(const sw_index *ix, sw__ctx *c, uint32_t slot, int layer, size_t n,
-                         sw__cand *seeds, sw__cand *scratch) {
-    const sw__cand *cand = c->pool;
+static void link_layer(const sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot, int layer,
+                       const sw__cand *found, size_t n) {
+    sw__cand *scratch = p->scratch;
+    const sw__cand *cand = found;
     size_t ncand = n;
     if (ix->extend_candidates) {
         /* Algorithm 4, lines 3-6: add the candidates' neighbours. */
         sw__ctx_new_epoch(c);
-        c->visited[slot] = c->epoch;
+        sw__visit(c, slot);
         for (size_t i = 0; i < n; i++) {
-            scratch[i] = c->pool[i];
-            c->visited[c->pool[i].id] = c->epoch;
+            scratch[i] = found[i];
+            sw__visit(c, found[i].id);
         }
-        ncand = n;
-        for (size_t i = 0; i < n; i++) {
-            const uint32_t *l = sw__links(ix, c->pool[i].id, layer);
-            for (uint32_t j = 1; j <= l[0]; j++) {
-                uint32_t a = l[j];
-                if (c->visited[a] == c->epoch) continue;
-                c->visited[a] = c->epoch;
+        for (size_t i = 0; i < n && ncand < p->scratch_cap; i++) {
+            const uint32_t *l = sw__links(ix, found[i].id, layer);
+            uint32_t deg = SW__LOAD(&l[0]);
+            for (uint32_t j = 1; j <= deg && ncand < p->scratch_cap; j++) {
+                uint32_t a = SW__LOAD(&l[j]);
+                if (a == slot || !sw__visit(c, a)) continue;
                 scratch[ncand++] = (sw__cand){ix->dist(c->query, sw__vec(ix, a), ix->dim), a};
             }
         }
@@ -260,84 +304,87 @@ static size_t link_layer(const sw_index *ix, sw__ctx *c, uint32_t slot, int laye
     }
     sw__cand sel[SW_MAX_M0];
     size_t r = select_neighbors(ix, cand, ncand, ix->M, sel);
-    memcpy(seeds, c->pool, n * sizeof *seeds);
-    /* An update replaces a non-empty list: remember it to catch orphans. */
-    uint32_t old[SW_MAX_M0];
-    const uint32_t *links = sw__links(ix, slot, layer);
-    uint32_t nold = links[0];
-    memcpy(old, links + 1, nold * sizeof *old);
+    sw__node_lock(ix, slot);
     write_links(ix, slot, layer, sel, r);
+    sw__node_unlock(ix, slot);
     for (size_t i = 0; i < r; i++) add_link(ix, sel[i].id, slot, sel[i].dist, layer, scratch);
-    if (layer == 0) {
-        if (*sw__indeg_ptr(ix, slot) == 0) adopt_orphan(ix, slot);
-        for (uint32_t i = 0; i < nold; i++)
-            if (*sw__indeg_ptr(ix, old[i]) == 0) adopt_orphan(ix, old[i]);
-    }
-    return n;
+    if (layer == 0 && SW__LOAD(sw__indeg_ptr(ix, slot)) == 0) adopt_orphan(ix, slot);
 }
 
 /* The candidate list size while inserting: ef_construction, at least M (a
  * node needs M candidates to choose from), and at most the slots that exist
  * (a larger list finds nothing more, and would only size scratch space by
- * an unbounded parameter). */
+ * an unbounded parameter).  Fixed once per add: the index may grow while it
+ * runs, but the scratch space was sized for this. */
 static size_t build_ef(const sw_index *ix) {
     size_t ef = ix->ef_construction > ix->M ? ix->ef_construction : ix->M;
     size_t cap = sw__capacity(ix);
     return ef < cap ? ef : cap;
 }
 
-/* Search from the entry point down to `top` and link `slot` on layers
- * top..0.  `slot` must already hold its vector (copied in c->query too). */
-static void link_node(sw_index *ix, sw__ctx *c, uint32_t slot, int top, sw__cand *seeds,
-                      size_t nseeds, sw__cand *scratch) {
-    size_t ef = build_ef(ix);
+/*
+ * Search layers top..0 from p->seeds[0..nseeds), each layer seeded with
+ * the whole result of the one above, then link `slot` on layers 0..top.
+ * Linking bottom-up is for concurrent searches: a node becomes reachable on
+ * a layer when it is linked there, and one reachable on layer 1 before it
+ * has layer-0 links would be a dead end for a search descending onto it.
+ * `slot` holds its vector (copied in c->query too).
+ */
+static void link_node(const sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot, int top,
+                      size_t nseeds) {
+    size_t n[SW__MAX_LEVEL + 1];
+    const sw__cand *seeds = p->seeds;
+    if ((size_t)top >= p->levels) top = (int)p->levels - 1; /* never: sized from the level */
     for (int l = top; l >= 0; l--) {
-        size_t n = sw__search_layer(ix, c, c->query, seeds, nseeds, ef, l, slot);
-        nseeds = link_layer(ix, c, slot, l, n, seeds, scratch);
+        sw__cand *found = p->found + (size_t)l * p->ef;
+        n[l] = sw__search_layer(ix, c, c->query, seeds, nseeds, p->ef, l, slot);
+        memcpy(found, c->pool, n[l] * sizeof *found);
+        seeds = found;
+        nseeds = n[l];
     }
+    for (int l = 0; l <= top; l++) link_layer(ix, c, p, slot, l, p->found + (size_t)l * p->ef, n[l]);
 }
 
 /* ==== Insert a new label (Algorithm 1) ==== */
 
-static void insert_new(sw_index *ix, sw__ctx *c, uint64_t label, int level, uint32_t *upper,
-                       sw__cand *seeds, sw__cand *scratch) {
-    uint32_t slot = ix->count;
-    memcpy(sw__vec(ix, slot), c->query, ix->vec_bytes);
-    sw__links0(ix, slot)[0] = 0;
-    *sw__indeg_ptr(ix, slot) = 0;
-    *sw__label_ptr(ix, slot) = label;
-    *sw__upper_ptr(ix, slot) = upper;
-    *sw__level_ptr(ix, slot) = (uint8_t)level;
-
-    if (ix->entry != SW__NONE) {
-        sw__cand cur = {ix->dist(c->query, sw__vec(ix, ix->entry), ix->dim), ix->entry};
-        for (int l = ix->max_level; l > level; l--) sw__greedy(ix, c->query, &cur, l);
-        seeds[0] = cur;
-        int top = level < ix->max_level ? level : ix->max_level;
-        link_node(ix, c, slot, top, seeds, 1, scratch);
+/* Link the published record in `slot` (level `level`) into the graph. */
+static void insert_new(sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot, int level) {
+    int top;
+    uint32_t entry = sw__top(ix, &top);
+    bool raise = level > top;
+    if (raise) {
+        pthread_mutex_lock(&ix->top_lock);
+        entry = sw__top(ix, &top);
+        raise = level > top;
+        if (!raise) pthread_mutex_unlock(&ix->top_lock);
     }
-    if (level > ix->max_level) {
-        ix->entry = slot;
-        ix->max_level = level;
+    if (entry != SW__NONE) {
+        sw__cand cur = {ix->dist(c->query, sw__vec(ix, entry), ix->dim), entry};
+        for (int l = top; l > level; l--) sw__greedy(ix, c->query, &cur, l);
+        p->seeds[0] = cur;
+        link_node(ix, c, p, slot, level < top ? level : top, 1);
     }
-    sw__labels_put(&ix->labels, label, slot);
-    ix->count = slot + 1;
+    if (raise) {
+        sw__set_top(ix, slot, level);
+        pthread_mutex_unlock(&ix->top_lock);
+    }
 }
 
 /* ==== Update an existing label ==== */
 
 /* Step 1: every old neighbour re-selects from its links plus ours. */
-static void repair_neighbours(sw_index *ix, sw__ctx *c, uint32_t slot, int layer,
+static void repair_neighbours(const sw_index *ix, sw__ctx *c, uint32_t slot, int layer,
                               sw__cand *scratch) {
     uint32_t old[SW_MAX_M0];
     const uint32_t *l = sw__links(ix, slot, layer);
-    uint32_t nold = l[0];
-    memcpy(old, l + 1, nold * sizeof *old);
+    uint32_t nold = SW__LOAD(&l[0]);
+    for (uint32_t i = 0; i < nold; i++) old[i] = SW__LOAD(&l[1 + i]);
     for (uint32_t i = 0; i < nold; i++) {
         uint32_t nb = old[i];
         const float *vn = sw__vec(ix, nb);
+        sw__node_lock(ix, nb);
         sw__ctx_new_epoch(c);
-        c->visited[nb] = c->epoch;
+        sw__visit(c, nb);
         size_t n = 0;
         const uint32_t *ln = sw__links(ix, nb, layer);
         for (int pass = 0; pass < 2; pass++) {
@@ -345,41 +392,85 @@ static void repair_neighbours(sw_index *ix, sw__ctx *c, uint32_t slot, int layer
             uint32_t cnt = pass == 0 ? ln[0] : nold;
             for (uint32_t j = 0; j < cnt; j++) {
                 uint32_t a = ids[j];
-                if (c->visited[a] == c->epoch) continue;
-                c->visited[a] = c->epoch;
+                if (a == nb || !sw__visit(c, a)) continue;
                 scratch[n++] = (sw__cand){ix->dist(vn, sw__vec(ix, a), ix->dim), a};
             }
         }
         reselect(ix, nb, layer, scratch, n);
+        sw__node_unlock(ix, nb);
     }
 }
 
-static void update(sw_index *ix, sw__ctx *c, uint32_t slot, sw__cand *seeds, sw__cand *scratch) {
-    memcpy(sw__vec(ix, slot), c->query, ix->vec_bytes);
+static void update(sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot) {
     int level = sw__level(ix, slot);
-    for (int l = 0; l <= level; l++) repair_neighbours(ix, c, slot, l, scratch);
+    for (int l = 0; l <= level; l++) repair_neighbours(ix, c, slot, l, p->scratch);
 
-    int top = level;
-    if (ix->entry != slot) {
-        sw__cand cur = {ix->dist(c->query, sw__vec(ix, ix->entry), ix->dim), ix->entry};
-        for (int l = ix->max_level; l > level; l--) sw__greedy(ix, c->query, &cur, l);
-        seeds[0] = cur;
-        link_node(ix, c, slot, top, seeds, 1, scratch);
+    int top;
+    uint32_t entry = sw__top(ix, &top);
+    if (entry != slot) {
+        sw__cand cur = {ix->dist(c->query, sw__vec(ix, entry), ix->dim), entry};
+        for (int l = top; l > level; l--) sw__greedy(ix, c->query, &cur, l);
+        p->seeds[0] = cur;
+        link_node(ix, c, p, slot, level < top ? level : top, 1);
         return;
     }
     /* The node is the entry point: start from its own neighbours on the
      * highest layer where it has any (above that it is alone). */
-    for (; top >= 0; top--) {
-        const uint32_t *l = sw__links(ix, slot, top);
-        if (l[0] == 0) continue;
-        for (uint32_t j = 0; j < l[0]; j++)
-            seeds[j] = (sw__cand){ix->dist(c->query, sw__vec(ix, l[1 + j]), ix->dim), l[1 + j]};
-        link_node(ix, c, slot, top, seeds, l[0], scratch);
+    for (int t = level; t >= 0; t--) {
+        const uint32_t *l = sw__links(ix, slot, t);
+        uint32_t deg = SW__LOAD(&l[0]);
+        if (deg == 0) continue;
+        for (uint32_t j = 0; j < deg; j++) {
+            uint32_t a = SW__LOAD(&l[1 + j]);
+            p->seeds[j] = (sw__cand){ix->dist(c->query, sw__vec(ix, a), ix->dim), a};
+        }
+        link_node(ix, c, p, slot, t, deg);
         return;
     }
 }
 
 /* ==== sw_add ==== */
+
+/* Write the record of a new node in `slot` before anything can see it. */
+static void init_record(sw_index *ix, uint32_t slot, const float *v, uint64_t label, int level,
+                        uint32_t *upper) {
+    memcpy(sw__vec(ix, slot), v, ix->vec_bytes);
+    sw__links0(ix, slot)[0] = 0;
+    *sw__indeg_ptr(ix, slot) = 0;
+    *sw__label_ptr(ix, slot) = label;
+    *sw__upper_ptr(ix, slot) = upper;
+    *sw__level_ptr(ix, slot) = (uint8_t)level;
+    *sw__lock_ptr(ix, slot) = 0;
+}
+
+/*
+ * Claim a slot for a new label and publish its record, or find that the
+ * label exists.  Returns SW_OK with *slot set and *is_new saying which.
+ */
+static sw_status claim(sw_index *ix, uint64_t label, const float *v, int level, uint32_t *upper,
+                       uint32_t *slot, bool *is_new) {
+    sw_status st = SW_OK;
+    pthread_rwlock_wrlock(&ix->label_lock);
+    *slot = sw__labels_find(&ix->labels, label);
+    *is_new = *slot == SW__NONE;
+    if (*is_new && (st = sw__labels_reserve(&ix->mem, &ix->labels, 1)) == SW_OK) {
+        pthread_mutex_lock(&ix->grow_lock);
+        uint32_t count = ix->count;
+        if (count >= SW__MAX_SLOTS)
+            st = sw__fail(SW_EFULL, "sw_add: the index holds %u vectors", count);
+        else
+            st = sw__storage_reserve(ix, (size_t)count + 1);
+        if (st == SW_OK) {
+            *slot = count;
+            init_record(ix, count, v, label, level, upper);
+            SW__STORE(&ix->count, count + 1);
+        }
+        pthread_mutex_unlock(&ix->grow_lock);
+        if (st == SW_OK) sw__labels_put(&ix->labels, label, *slot);
+    }
+    pthread_rwlock_unlock(&ix->label_lock);
+    return st;
+}
 
 sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) {
     if (!ix || !vector) return sw__fail(SW_ENULL, "sw_add: %s is NULL", ix ? "vector" : "index");
@@ -387,51 +478,64 @@ sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) 
         return sw__fail(SW_EDIMMISMATCH, "sw_add: vector has dimension %zu, the index %u", dim,
                         ix->dim);
 
+    pthread_rwlock_rdlock(&ix->save_lock);
+    pthread_rwlock_rdlock(&ix->label_lock);
     uint32_t slot = sw__labels_find(&ix->labels, label);
-    int level = 0;
-    uint32_t *upper = NULL;
-    uint64_t rng = ix->rng;
-    sw_status st;
-    if (slot == SW__NONE) {
-        if (ix->count >= SW__MAX_SLOTS)
-            return sw__fail(SW_EFULL, "sw_add: the index holds %u vectors", ix->count);
-        if ((st = sw__storage_reserve(ix, (size_t)ix->count + 1)) != SW_OK) return st;
-        if ((st = sw__labels_reserve(&ix->mem, &ix->labels, 1)) != SW_OK) return st;
-        level = sw__random_level(ix, &rng);
-        if (level > 0 && !(upper = sw__upper_alloc(ix, level)))
-            return sw__fail(SW_ENOMEM, "sw_add: allocating links for level %d", level);
-    }
+    pthread_rwlock_unlock(&ix->label_lock);
+    /* A label that another add inserts meanwhile gets this same level. */
+    int level = sw__level_for(ix, label);
+    if (slot != SW__NONE && sw__level(ix, slot) > level) level = sw__level(ix, slot);
 
-    /* Work space: seeds for the next layer (one pool's worth) then scratch
-     * for selection: an overflowing list plus one, a repaired list (its
-     * links plus the updated node's), or the extended candidate set. */
-    size_t ef = build_ef(ix);
-    size_t scratch_n = 2 * (size_t)ix->M0 + 1;
+    /* Work space: seeds (one pool's worth, or an entry point's links), one
+     * search result per layer, then scratch for selection: an overflowing
+     * list plus one, a repaired list (its links plus the updated node's),
+     * or the extended candidate set. */
+    plan p;
+    p.ef = build_ef(ix);
+    p.levels = (size_t)level + 1;
+    p.scratch_cap = 2 * (size_t)ix->M0 + 1;
     if (ix->extend_candidates) {
-        /* distinct nodes only: never more than the slots that exist */
-        size_t ext = ef * (ix->M0 + 1);
-        if (ext > sw__capacity(ix)) ext = sw__capacity(ix);
-        if (ext > scratch_n) scratch_n = ext;
+        /* distinct nodes only: rarely more than the slots that exist */
+        size_t ext = p.ef * (ix->M0 + 1), cap = sw__capacity(ix) + 2 * (size_t)ix->M0;
+        if (ext > cap) ext = cap;
+        if (ext > p.scratch_cap) p.scratch_cap = ext;
     }
-    size_t nseeds = ef > ix->M0 ? ef : ix->M0;
-    sw__ctx *c = sw__ctx_acquire(ix, ef, nseeds + scratch_n);
-    if (!c) {
-        sw__upper_free(ix, upper, level);
-        return SW_ENOMEM;
-    }
-    if ((st = sw__prepare_vector(ix, vector, c->query)) != SW_OK) {
-        sw__ctx_release(ix, c);
-        sw__upper_free(ix, upper, level);
-        return st;
-    }
+    p.nseeds = p.ef > ix->M0 ? p.ef : ix->M0;
+    size_t nfound = p.levels * p.ef;
+    sw__ctx *c = sw__ctx_acquire(ix, p.ef, p.nseeds + nfound + p.scratch_cap);
+    sw_status st = c ? sw__prepare_vector(ix, vector, c->query) : SW_ENOMEM;
+    if (st != SW_OK) goto done;
+    p.seeds = c->work;
+    p.found = p.seeds + p.nseeds;
+    p.scratch = p.found + nfound;
 
-    sw__cand *seeds = c->work, *scratch = c->work + nseeds;
+    bool is_new = false;
     if (slot == SW__NONE) {
-        insert_new(ix, c, label, level, upper, seeds, scratch);
-        ix->rng = rng;
-    } else {
-        update(ix, c, slot, seeds, scratch);
+        uint32_t *upper = NULL;
+        level = sw__level_for(ix, label);
+        if (level > 0 && !(upper = sw__upper_alloc(ix, level))) {
+            st = sw__fail(SW_ENOMEM, "sw_add: allocating links for level %d", level);
+            goto done;
+        }
+        st = claim(ix, label, c->query, level, upper, &slot, &is_new);
+        if (st != SW_OK || !is_new) sw__upper_free(ix, upper, level);
+        if (st != SW_OK) goto done;
+        if (is_new) {
+            sw__gate_enter(&ix->gate);
+            insert_new(ix, c, &p, slot, level);
+            sw__gate_leave(&ix->gate);
+        }
     }
-    sw__ctx_release(ix, c);
-    return SW_OK;
+    if (!is_new) {
+        sw__gate_close(&ix->gate);
+        memcpy(sw__vec(ix, slot), c->query, ix->vec_bytes);
+        sw__gate_open(&ix->gate);
+        sw__gate_enter(&ix->gate);
+        update(ix, c, &p, slot);
+        sw__gate_leave(&ix->gate);
+    }
+done:
+    pthread_rwlock_unlock(&ix->save_lock);
+    if (c) sw__ctx_release(ix, c);
+    return st;
 }

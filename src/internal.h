@@ -25,9 +25,28 @@
  *
  * Upper-layer links (about 1/M of nodes have any) are one allocation per
  * node: level x [count: u32 | M x u32].
+ *
+ * Concurrency (the contract is in smallworld.h).  Searches take no lock on
+ * the graph.  A link list is changed only by a writer holding its node's
+ * lock byte; readers load the count and the ids with acquire loads and
+ * writers store them with release stores (plain moves on x86-64; LDAR and
+ * STLR on arm64), so a reader that sees an id also sees the vector and
+ * lists written before that id was published, and may see an old list, a
+ * new one, or a mix: every id in any of them is a node that exists.  The
+ * entry point and top level are one 64-bit word, raised under top_lock.
+ * Slots are handed out under grow_lock; the label map has a read-write
+ * lock (searches never touch it).  The one write that cannot be made safe
+ * for a concurrent reader this way is an update overwriting a vector in
+ * place: the gate (index.c) lets any number of searches and adds in, and
+ * holds them out only for the copy of an updated vector.
  */
 #ifndef SW_INTERNAL_H
 #define SW_INTERNAL_H
+
+/* Read-write locks and sched_yield are POSIX; the library is C11 + POSIX. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
 
 #include "smallworld.h"
 
@@ -52,6 +71,10 @@
 #endif
 
 #define SW__NONE UINT32_MAX       /* "no slot" */
+
+/* Shared words of the graph: acquire loads, release stores (see the top). */
+#define SW__LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define SW__STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define SW__MAX_SLOTS (UINT32_MAX - 1u)
 #define SW__MAX_LEVEL 63          /* levels are drawn with P(l) ~ M^-l; 63 is never reached */
 #define SW__LINE 64               /* cache line */
@@ -144,7 +167,40 @@ typedef struct sw__ctx {
     size_t work_cap;
     float *query;     /* the query, copied (and normalised for cosine) */
     size_t dim;
+    /* Marks for nodes added after `visited` was sized (id >= visited_cap):
+     * a small open-addressing set of (id, epoch), so a search that meets
+     * new nodes can still walk through them. */
+    struct sw__mark { uint32_t id, epoch; } *extra;
+    uint32_t extra_used, extra_epoch;
 } sw__ctx;
+
+#define SW__EXTRA_BITS 11 /* 2048 marks; a search meets far fewer new nodes */
+
+SW__HIDDEN bool sw__visit_extra(sw__ctx *c, uint32_t id);
+/* Mark `id` visited in this epoch; false if it already was. */
+static inline bool sw__visit(sw__ctx *c, uint32_t id) {
+    if (SW__LIKELY(id < c->visited_cap)) {
+        if (c->visited[id] == c->epoch) return false;
+        c->visited[id] = c->epoch;
+        return true;
+    }
+    return sw__visit_extra(c, id);
+}
+
+/* ==== The gate (index.c) ==== */
+
+/* Many may pass together; one may close it, waiting for those inside to
+ * leave and holding new ones out (writer-preferring, no reader cap). */
+typedef struct sw__gate {
+    atomic_uint inside;
+    atomic_uint closed;
+    pthread_mutex_t closer; /* one closer at a time */
+} sw__gate;
+
+SW__HIDDEN void sw__gate_enter(sw__gate *g);
+SW__HIDDEN void sw__gate_leave(sw__gate *g);
+SW__HIDDEN void sw__gate_close(sw__gate *g);
+SW__HIDDEN void sw__gate_open(sw__gate *g);
 
 /* ==== The index ==== */
 
@@ -172,15 +228,23 @@ struct sw_index {
     void **retired;       /* old directories, freed with the index */
     size_t retired_n, retired_cap;
     size_t nchunks;
-    uint32_t count;       /* slots in use: 0 .. count-1 */
-    uint32_t entry;       /* entry point slot, SW__NONE when empty */
-    int max_level;
-    uint64_t rng;         /* level generator state */
+    uint32_t count;       /* slots in use: 0 .. count-1 (SW__LOAD) */
+    uint64_t top;         /* entry slot | max level << 32 (see sw__top) */
+    uint64_t rng;         /* kept for the file format; levels come from labels */
     atomic_uint ef_search;
     sw__labelmap labels;
+    /* locks (see the top of this file) */
+    pthread_mutex_t grow_lock;   /* slot hand-out and chunk growth */
+    pthread_mutex_t top_lock;    /* raising the entry point */
+    pthread_rwlock_t label_lock; /* the label map */
+    pthread_rwlock_t save_lock;  /* adds share it; sw_save holds it alone */
+    sw__gate gate;               /* searches and adds pass; updated vectors close it */
     /* scratch pool */
     pthread_mutex_t ctx_lock;
     sw__ctx *ctx_free;
+    /* worker threads for batch calls (pool.c) */
+    pthread_mutex_t pool_lock;
+    struct sw__pool *pool;
 };
 
 /* Per-chunk side arrays sit after the records: labels, upper pointers,
@@ -188,7 +252,8 @@ struct sw_index {
 static inline size_t sw__chunk_slots(const sw_index *ix) { return (size_t)1 << ix->chunk_shift; }
 
 static inline char *sw__rec(const sw_index *ix, uint32_t slot) {
-    return ix->dir[slot >> ix->chunk_shift] +
+    char **dir = SW__LOAD(&((sw_index *)ix)->dir);
+    return dir[slot >> ix->chunk_shift] +
            (size_t)(slot & ((1u << ix->chunk_shift) - 1)) * ix->rec_bytes;
 }
 static inline float *sw__vec(const sw_index *ix, uint32_t slot) {
@@ -199,7 +264,8 @@ static inline uint32_t *sw__links0(const sw_index *ix, uint32_t slot) {
     return (uint32_t *)(void *)(sw__rec(ix, slot) + ix->links_off);
 }
 static inline char *sw__side(const sw_index *ix, uint32_t slot) {
-    return ix->dir[slot >> ix->chunk_shift] + (sw__chunk_slots(ix) * ix->rec_bytes);
+    char **dir = SW__LOAD(&((sw_index *)ix)->dir);
+    return dir[slot >> ix->chunk_shift] + (sw__chunk_slots(ix) * ix->rec_bytes);
 }
 static inline uint64_t *sw__label_ptr(const sw_index *ix, uint32_t slot) {
     return (uint64_t *)(void *)sw__side(ix, slot) + (slot & ((1u << ix->chunk_shift) - 1));
@@ -218,6 +284,27 @@ static inline uint8_t *sw__level_ptr(const sw_index *ix, uint32_t slot) {
            (slot & ((1u << ix->chunk_shift) - 1));
 }
 static inline int sw__level(const sw_index *ix, uint32_t slot) { return *sw__level_ptr(ix, slot); }
+/* One lock byte per node, guarding its link lists on every layer.  Held
+ * for one list change (microseconds), never two at once, so a spin with
+ * a yield is enough and no lock order is needed. */
+static inline uint8_t *sw__lock_ptr(const sw_index *ix, uint32_t slot) {
+    return (uint8_t *)(sw__side(ix, slot) + sw__chunk_slots(ix) * 21) +
+           (slot & ((1u << ix->chunk_shift) - 1));
+}
+SW__HIDDEN void sw__node_lock(const sw_index *ix, uint32_t slot);
+static inline void sw__node_unlock(const sw_index *ix, uint32_t slot) {
+    __atomic_store_n(sw__lock_ptr(ix, slot), 0, __ATOMIC_RELEASE);
+}
+/* Entry point and top level, read together. */
+static inline uint32_t sw__top(const sw_index *ix, int *max_level) {
+    uint64_t t = SW__LOAD(&((sw_index *)ix)->top);
+    *max_level = (int)(int32_t)(uint32_t)(t >> 32);
+    return (uint32_t)t;
+}
+static inline void sw__set_top(sw_index *ix, uint32_t entry, int max_level) {
+    SW__STORE(&ix->top, (uint64_t)(uint32_t)max_level << 32 | entry);
+}
+static inline uint32_t sw__count(const sw_index *ix) { return SW__LOAD(&((sw_index *)ix)->count); }
 /* Link block of `slot` on `layer` (0 = layer 0): [count, ids...]. */
 static inline uint32_t *sw__links(const sw_index *ix, uint32_t slot, int layer) {
     if (layer == 0) return sw__links0(ix, slot);
@@ -226,7 +313,9 @@ static inline uint32_t *sw__links(const sw_index *ix, uint32_t slot, int layer) 
 static inline uint32_t sw__max_degree(const sw_index *ix, int layer) {
     return layer == 0 ? ix->M0 : ix->M;
 }
-static inline size_t sw__capacity(const sw_index *ix) { return ix->nchunks << ix->chunk_shift; }
+static inline size_t sw__capacity(const sw_index *ix) {
+    return SW__LOAD(&((sw_index *)ix)->nchunks) << ix->chunk_shift;
+}
 
 /* ==== Storage (storage.c) ==== */
 
@@ -245,6 +334,21 @@ SW__HIDDEN void sw__ctx_pool_free(sw_index *ix);
 /* Start a new visited generation; all marks are clear afterwards. */
 SW__HIDDEN void sw__ctx_new_epoch(sw__ctx *c);
 
+/* ==== Thread pool (pool.c) ==== */
+
+struct sw__pool;
+typedef void (*sw__task_fn)(void *arg, size_t task);
+/* Run fn(arg, t) for every t in [0, ntasks) on up to `threads` threads,
+ * the caller's included (0 = one per online CPU), using the index's pool:
+ * created on first use, grown when a call asks for more threads, kept until
+ * sw_free.  Never fails: if threads cannot be started it uses the ones it
+ * has, and a call that finds the pool busy with another call runs on its
+ * own thread alone.  Returns when every task has run. */
+SW__HIDDEN void sw__parallel(const sw_index *ix, size_t threads, size_t ntasks, sw__task_fn fn,
+                             void *arg);
+SW__HIDDEN void sw__pool_free(sw_index *ix);
+SW__HIDDEN size_t sw__cpu_count(void);
+
 /* ==== Index helpers (index.c) ==== */
 
 SW__HIDDEN sw_status sw__check_options(const sw_options *o);
@@ -252,7 +356,10 @@ SW__HIDDEN sw_status sw__check_options(const sw_options *o);
 SW__HIDDEN sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **out);
 /* Copy `v` into `dst`, normalising for cosine; SW_ENOTFINITE on NaN/Inf. */
 SW__HIDDEN sw_status sw__prepare_vector(const sw_index *ix, const float *v, float *dst);
-SW__HIDDEN int sw__random_level(const sw_index *ix, uint64_t *rng);
+/* The level of a new node, drawn from a hash of the seed and its label:
+ * the same for a label whatever the insert order or thread count, and a
+ * failed add consumes nothing. */
+SW__HIDDEN int sw__level_for(const sw_index *ix, uint64_t label);
 SW__HIDDEN sw_status sw__check_query(const sw_index *ix, const float *q, size_t dim, size_t k,
                                      size_t *n_found, const char *fn);
 

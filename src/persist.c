@@ -132,9 +132,11 @@ static void write_index(const sw_index *ix, writer *w) {
     w_u32(w, (uint32_t)(ix->keep_pruned ? 1 : 0) | (uint32_t)(ix->extend_candidates ? 2 : 0));
     w_u64(w, ix->seed);
     w_u64(w, ix->rng);
+    int max_level;
+    uint32_t entry = sw__top(ix, &max_level);
     w_u64(w, ix->count);
-    w_u32(w, ix->entry);
-    w_u32(w, (uint32_t)ix->max_level);
+    w_u32(w, entry);
+    w_u32(w, (uint32_t)max_level);
     for (uint32_t s = 0; s < ix->count; s++) {
         int lv = sw__level(ix, s);
         w_u64(w, *sw__label_ptr(ix, s));
@@ -200,7 +202,11 @@ sw_status sw_save(const sw_index *ix, const char *path) {
         goto out;
     }
     errno = 0;
+    /* No add runs while the file is written: it is one consistent moment
+     * of the index.  Searches go on. */
+    pthread_rwlock_wrlock(&((sw_index *)ix)->save_lock);
     write_index(ix, w);
+    pthread_rwlock_unlock(&((sw_index *)ix)->save_lock);
     if (!w->err && fflush(w->f) != 0) w->err = errno ? errno : EIO;
     if (!w->err && fsync(fileno(w->f)) != 0) w->err = errno ? errno : EIO;
     if (fclose(w->f) != 0 && !w->err) w->err = errno ? errno : EIO;
@@ -274,7 +280,9 @@ static sw_status read_node(sw_index *ix, reader *r, uint32_t s, uint64_t count, 
     r_bytes(r, &lvb, 1);
     int lv = lvb;
     NEED(r, "a node header");
-    if (lv > ix->max_level) CORRUPT("%s: node %u has level %d above the max %d", path, s, lv, ix->max_level);
+    int max_level;
+    sw__top(ix, &max_level);
+    if (lv > max_level) CORRUPT("%s: node %u has level %d above the max %d", path, s, lv, max_level);
     if (sw__labels_find(&ix->labels, label) != SW__NONE)
         CORRUPT("%s: label %llu appears twice", path, (unsigned long long)label);
     /* Levels are drawn with P(level >= l) = M^-l.  Upper-layer links are
@@ -399,7 +407,7 @@ sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **ou
     st = sw__index_new(&o, allocator, &ix);
     if (st != SW_OK) goto fail;
     ix->rng = rng;
-    ix->max_level = max_level;
+    sw__set_top(ix, SW__NONE, max_level); /* the entry is set once every node is in */
     if ((st = sw__labels_reserve(&ix->mem, &ix->labels, count)) != SW_OK) goto fail;
     /* Storage grows chunk by chunk as nodes arrive, so a file that claims
      * many nodes but holds few costs only what it holds. */
@@ -424,7 +432,7 @@ sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **ou
                 if (sw__level(ix, links[j]) < l)
                     CORRUPT("%s: node %u links on layer %d to a node not on it", path, s, l);
         }
-    ix->entry = count ? entry : SW__NONE;
+    sw__set_top(ix, count ? entry : SW__NONE, max_level);
     sw__recount_indegrees(ix);
     fclose(r->f);
     *out = ix;

@@ -23,8 +23,11 @@
  * loads each block of the query once for four vectors; it gives the same
  * bits as the single kernel, so the walk does not depend on the grouping.
  *
- * Threading: searches only read the graph; all mutable state is in the
- * scratch context taken from the index's pool.
+ * Threading: searches only read the graph, with acquire loads of every
+ * link word (internal.h), and may run while writers change it; a search
+ * may see a list old, new or partly each, and every id in it is a node
+ * that exists, which is all the walk needs.
+ * All mutable state is in the scratch context taken from the index's pool.
  */
 #include "internal.h"
 
@@ -62,6 +65,7 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
     sw__ctx_new_epoch(c);
     const uint32_t epoch = c->epoch;
     uint32_t *visited = c->visited;
+    const size_t vcap = c->visited_cap;
     sw__cand *pool = c->pool;
     uint8_t *expanded = c->expanded;
     const sw__dist_fn dist = ix->dist;
@@ -69,11 +73,9 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
     const size_t dim = ix->dim;
     size_t n = 0;
 
-    if (exclude != SW__NONE) visited[exclude] = epoch;
+    if (exclude != SW__NONE) sw__visit(c, exclude);
     for (size_t i = 0; i < nseeds; i++) {
-        uint32_t id = seeds[i].id;
-        if (visited[id] == epoch) continue;
-        visited[id] = epoch;
+        if (!sw__visit(c, seeds[i].id)) continue;
         if (n < ef || seeds[i].dist < pool[n - 1].dist)
             pool_insert(pool, expanded, &n, ef, seeds[i]);
     }
@@ -83,12 +85,18 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
     while (cur < n) {
         expanded[cur] = 1;
         const uint32_t *links = sw__links(ix, pool[cur].id, layer);
-        uint32_t deg = links[0];
+        uint32_t deg = SW__LOAD(&links[0]);
         size_t nf = 0;
         for (uint32_t j = 1; j <= deg; j++) {
-            uint32_t nb = links[j];
-            if (visited[nb] == epoch) continue;
-            visited[nb] = epoch;
+            uint32_t nb = SW__LOAD(&links[j]);
+            /* the common case inline; nodes newer than the visited array
+             * (added since this context was sized) go to the side set */
+            if (SW__LIKELY(nb < vcap)) {
+                if (visited[nb] == epoch) continue;
+                visited[nb] = epoch;
+            } else if (!sw__visit_extra(c, nb)) {
+                continue;
+            }
             fresh[nf++] = nb;
             SW__PREFETCH(sw__vec(ix, nb));
         }
@@ -120,16 +128,20 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
 /* ==== Greedy descent (Algorithm 2, ef = 1) ==== */
 
 void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
+    uint32_t ids[SW_MAX_M0];
     for (;;) {
         const uint32_t *links = sw__links(ix, cur->id, layer);
-        uint32_t deg = links[0];
+        uint32_t deg = SW__LOAD(&links[0]);
         bool moved = false;
-        for (uint32_t j = 1; j <= deg; j++) SW__PREFETCH(sw__vec(ix, links[j]));
-        for (uint32_t j = 1; j <= deg; j++) {
-            float d = ix->dist(q, sw__vec(ix, links[j]), ix->dim);
+        for (uint32_t j = 0; j < deg; j++) {
+            ids[j] = SW__LOAD(&links[1 + j]);
+            SW__PREFETCH(sw__vec(ix, ids[j]));
+        }
+        for (uint32_t j = 0; j < deg; j++) {
+            float d = ix->dist(q, sw__vec(ix, ids[j]), ix->dim);
             if (d < cur->dist) {
                 cur->dist = d;
-                cur->id = links[j];
+                cur->id = ids[j];
                 moved = true;
             }
         }
@@ -147,23 +159,31 @@ sw_status sw_search(const sw_index *ix, const float *query, size_t dim, size_t k
     size_t ef = params && params->ef ? params->ef : sw_get_ef(ix);
     if (ef > SW_MAX_EF) return sw__fail(SW_EEF, "sw_search: ef is %zu, at most %u", ef, SW_MAX_EF);
     if (ef < k) ef = k;
-    if (ef > ix->count) ef = ix->count ? ix->count : 1;
+    uint32_t count = sw__count(ix);
+    if (ef > count) ef = count ? count : 1;
 
     sw__ctx *c = sw__ctx_acquire(ix, ef, 0);
     if (!c) return SW_ENOMEM;
     st = sw__prepare_vector(ix, query, c->query);
-    if (st != SW_OK || ix->count == 0) goto done;
+    if (st != SW_OK) goto done;
 
-    const float *q = c->query;
-    sw__cand cur = {ix->dist(q, sw__vec(ix, ix->entry), ix->dim), ix->entry};
-    for (int l = ix->max_level; l > 0; l--) sw__greedy(ix, q, &cur, l);
-    size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, SW__NONE);
-    if (n > k) n = k;
-    for (size_t i = 0; i < n; i++) {
-        if (labels) labels[i] = *sw__label_ptr(ix, c->pool[i].id);
-        if (distances) distances[i] = c->pool[i].dist;
+    sw_index *mix = (sw_index *)ix;
+    sw__gate_enter(&mix->gate);
+    int top;
+    uint32_t entry = sw__top(ix, &top);
+    if (entry != SW__NONE) {
+        const float *q = c->query;
+        sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
+        for (int l = top; l > 0; l--) sw__greedy(ix, q, &cur, l);
+        size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, SW__NONE);
+        if (n > k) n = k;
+        for (size_t i = 0; i < n; i++) {
+            if (labels) labels[i] = *sw__label_ptr(ix, c->pool[i].id);
+            if (distances) distances[i] = c->pool[i].dist;
+        }
+        *n_found = n;
     }
-    *n_found = n;
+    sw__gate_leave(&mix->gate);
 done:
     sw__ctx_release(ix, c);
     return st;

@@ -10,6 +10,11 @@
  * reader that loaded the old pointer still sees valid chunks.  Retired
  * directories add at most the size of the live one (geometric growth).
  *
+ * Growth happens under the index's grow_lock; the new directory, a chunk
+ * pointer in it and the chunk count are published with release stores, in
+ * that order, so a reader that finds a slot below the capacity finds its
+ * chunk.
+ *
  * Scratch contexts (visited marks, candidate pool, work space) are pooled on
  * the index under a mutex taken once per operation, not per node.  A context
  * that finds the index grown since its last use grows its visited array;
@@ -23,8 +28,8 @@
 
 static size_t chunk_bytes(const sw_index *ix) {
     /* records, then labels (u64), upper-link pointers, in-degrees (u32),
-     * levels (u8); sw__indeg_ptr assumes 8-byte pointers */
-    return sw__chunk_slots(ix) * (ix->rec_bytes + 8 + 8 + 4 + 1);
+     * levels (u8), lock bytes; sw__indeg_ptr assumes 8-byte pointers */
+    return sw__chunk_slots(ix) * (ix->rec_bytes + 8 + 8 + 4 + 1 + 1);
 }
 
 static sw_status grow_dir(sw_index *ix) {
@@ -42,11 +47,12 @@ static sw_status grow_dir(sw_index *ix) {
     if (!d) return sw__fail(SW_ENOMEM, "growing the chunk directory");
     if (ix->nchunks) memcpy(d, ix->dir, ix->nchunks * sizeof *d);
     if (ix->dir) ix->retired[ix->retired_n++] = ix->dir;
-    ix->dir = d;
+    SW__STORE(&ix->dir, d); /* readers see the copied entries with it */
     ix->dir_cap = cap;
     return SW_OK;
 }
 
+/* Callers hold grow_lock (or own the index alone, as the loader does). */
 sw_status sw__storage_reserve(sw_index *ix, size_t n) {
     while (sw__capacity(ix) < n) {
         if (ix->nchunks == ix->dir_cap) {
@@ -59,7 +65,8 @@ sw_status sw__storage_reserve(sw_index *ix, size_t n) {
          * before its slot is counted. */
         size_t recs = sw__chunk_slots(ix) * ix->rec_bytes;
         memset(c + recs, 0, chunk_bytes(ix) - recs);
-        ix->dir[ix->nchunks++] = c;
+        SW__STORE(&ix->dir[ix->nchunks], c);
+        SW__STORE(&ix->nchunks, ix->nchunks + 1);
     }
     return SW_OK;
 }
@@ -100,6 +107,7 @@ static void ctx_free(const sw_index *ix, sw__ctx *c) {
     sw__free(m, c->expanded, c->expanded_cap);
     sw__free(m, c->work, c->work_cap * sizeof *c->work);
     sw__free(m, c->query, c->dim * sizeof(float));
+    sw__free(m, c->extra, sizeof *c->extra << SW__EXTRA_BITS);
     sw__free(m, c, sizeof *c);
 }
 
@@ -130,6 +138,8 @@ sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work) {
         c->dim = ix->dim;
         c->query = sw__alloc(m, ix->vec_bytes, SW__LINE);
         if (!c->query) goto fail;
+        c->extra = sw__calloc(m, sizeof *c->extra << SW__EXTRA_BITS, SW__LINE);
+        if (!c->extra) goto fail;
     }
     size_t vis = sw__capacity(ix);
     if (c->visited_cap < vis) {
@@ -167,6 +177,29 @@ void sw__ctx_pool_free(sw_index *ix) {
 void sw__ctx_new_epoch(sw__ctx *c) {
     if (++c->epoch == 0) {
         memset(c->visited, 0, c->visited_cap * sizeof *c->visited);
+        memset(c->extra, 0, sizeof *c->extra << SW__EXTRA_BITS);
         c->epoch = 1;
+    }
+}
+
+/* Entries of an older epoch count as empty, so nothing is cleared per
+ * search.  Kept at most half full; past that a new node counts as already
+ * visited, which only makes that search see less of what was just added. */
+bool sw__visit_extra(sw__ctx *c, uint32_t id) {
+    const uint32_t mask = (1u << SW__EXTRA_BITS) - 1;
+    if (c->extra_epoch != c->epoch) {
+        c->extra_epoch = c->epoch;
+        c->extra_used = 0;
+    }
+    for (uint32_t h = (id * 0x9e3779b1u) >> (32 - SW__EXTRA_BITS);; h = (h + 1) & mask) {
+        struct sw__mark *e = &c->extra[h];
+        if (e->epoch != c->epoch) {
+            if (c->extra_used >= mask / 2) return false;
+            e->id = id;
+            e->epoch = c->epoch;
+            c->extra_used++;
+            return true;
+        }
+        if (e->id == id) return false;
     }
 }

@@ -50,13 +50,14 @@
  * (tests/CMakeLists.txt), so the index itself is exercised on every level;
  * the kernels here are reached by name and do not depend on SW_SIMD.
  */
+#include "../src/internal.h" /* first: it sets the POSIX feature level */
+
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/internal.h"
 #include "sw_test.h"
 #include "testutil.h"
 
