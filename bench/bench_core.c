@@ -15,15 +15,33 @@
  *
  * Choices, each with its reason:
  *
- *   - Single thread, both for building and searching.  The peers this is
- *     compared with differ in how they parallelise; one core measures the
- *     algorithm and the kernels, not the thread pool.  Multi-threaded
- *     scaling is a different benchmark.
- *   - Queries are run one at a time through sw_search(), the call an
- *     application makes.  Each query is timed with its own pair of
- *     clock_gettime(CLOCK_MONOTONIC) reads (about 20 ns each on Linux with
- *     the vDSO, under 1% of even the cheapest query here), and the whole
- *     pass is timed separately; QPS comes from the whole pass.
+ *   - One thread by default, both for building and searching: one core
+ *     measures the algorithm and the kernels, not the thread pool.
+ *     --threads N builds on N threads and --search-threads T1,T2,... sweeps
+ *     the search once per thread count on the same index, which is how the
+ *     multi-threaded comparison with hnswlib (bench/run_threads.sh) gets the
+ *     1 -> N scaling at equal ef without building twice.
+ *   - The build is one sw_add_batch() call over the whole base set, labels
+ *     = row numbers, on --threads threads.  On one thread that call runs on
+ *     the caller and adds the rows in order, the same graph as a loop of
+ *     sw_add; its up-front checks (finite values, distinct labels) are part
+ *     of the call and so of build_s, as hnswlib's add_items() does its own
+ *     checks inside its timing.
+ *   - Search has two modes (--search-api).  "single", the default when the
+ *     only search thread count is 1: queries are run one at a time through
+ *     sw_search(), the call an application makes.  Each query is timed with
+ *     its own pair of clock_gettime(CLOCK_MONOTONIC) reads (about 20 ns
+ *     each on Linux with the vDSO, under 1% of even the cheapest query
+ *     here), and the whole pass is timed separately; QPS comes from the
+ *     whole pass.  "batch", the default as soon as any search thread count
+ *     is above 1: each pass is ONE sw_search_batch() of all queries on T
+ *     threads (T = 1 included, so a 1 -> N comparison uses one mode), QPS =
+ *     queries / pass time, and per-query latencies are not observable, as
+ *     for hnswlib's batch knn_query.
+ *   - With several search thread counts the passes are interleaved: for
+ *     each ef, repeat r runs every thread count before repeat r+1, so a
+ *     burst of load on a shared machine hits all of them alike and the
+ *     ratio between thread counts is not skewed by when each was measured.
  *   - Every ef is run --repeat times and the median run is reported, with
  *     the min-max spread beside it, because one run on a shared machine is
  *     an anecdote.  Mean and p99 latency come from the median run, so the
@@ -77,6 +95,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef SW_BENCH_CONFIG
 #define SW_BENCH_CONFIG ""
@@ -242,6 +261,10 @@ typedef struct {
     unsigned repeat;
     sw_metric metric;
     const char *metric_name;
+    size_t threads;   /* build threads, resolved (never 0) */
+    size_t *sthreads; /* search thread counts, resolved, in the order given */
+    size_t n_sthreads;
+    int batch;        /* search through sw_search_batch */
 } args;
 
 static void usage(FILE *to)
@@ -249,10 +272,16 @@ static void usage(FILE *to)
     fputs("usage: sw_bench --base FILE --query FILE --gt FILE [--M 16] [--efc 200] [--k 10]\n"
           "                [--ef 10,16,24,32,48,64,96,128,192,256,384,512] [--repeat 3]\n"
           "                [--metric l2|ip|cosine|l1] [--csv OUT.csv] [--nq N] [--name DATASET]\n"
+          "                [--threads 1] [--search-threads T1,T2,...] [--search-api single|batch]\n"
           "Files: big-ann-benchmarks layout (int32 n, int32 d, row-major data); element type\n"
           "from the extension: .fbin float32, .u8bin uint8, .i8bin int8, .ibin int32.\n"
           "--gt is .ibin ids, at least k per query row.  --name sets the dataset column of\n"
-          "the CSV (default: the base file's directory name if the file is base.*).\n",
+          "the CSV (default: the base file's directory name if the file is base.*).\n"
+          "--threads N builds with sw_add_batch on N threads (0 = all online CPUs).\n"
+          "--search-threads sweeps the search once per thread count on the one index\n"
+          "(default: the --threads value).  --search-api single runs sw_search per query\n"
+          "(one thread only; the default when the only search thread count is 1), batch\n"
+          "one sw_search_batch of all queries per pass (the default otherwise).\n",
           to);
 }
 
@@ -287,8 +316,55 @@ static void parse_ef_list(args *a, const char *s)
     a->n_ef = w;
 }
 
+/* A thread count: 0 means every online CPU, resolved here so that what is
+ * printed is what ran. */
+static size_t resolve_threads(size_t t)
+{
+    if (t == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        t = n > 0 ? (size_t)n : 1;
+        if (t > SW_MAX_THREADS) t = SW_MAX_THREADS;
+    }
+    return t;
+}
+
+static void parse_thread_list(args *a, const char *s)
+{
+    const char *p = s;
+    size_t cap = 8, i;
+    free(a->sthreads);
+    a->sthreads = xmalloc(cap * sizeof(size_t));
+    a->n_sthreads = 0;
+    for (;;) {
+        char item[32];
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p), t, dup = 0;
+        if (len == 0 || len >= sizeof item)
+            die(EXIT_USAGE, "--search-threads expects a comma-separated list of integers, got \"%s\"",
+                s);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        t = resolve_threads((size_t)parse_ulong("--search-threads", item, 0, SW_MAX_THREADS));
+        for (i = 0; i < a->n_sthreads; i++)
+            if (a->sthreads[i] == t) dup = 1;
+        if (!dup) {
+            if (a->n_sthreads == cap) {
+                size_t *grown;
+                cap *= 2;
+                grown = realloc(a->sthreads, cap * sizeof(size_t));
+                if (!grown) die(EXIT_RUNTIME, "out of memory");
+                a->sthreads = grown;
+            }
+            a->sthreads[a->n_sthreads++] = t;
+        }
+        if (!comma) break;
+        p = comma + 1;
+    }
+}
+
 static void parse_args(int argc, char **argv, args *a)
 {
+    const char *search_threads = NULL, *search_api = NULL;
     int i;
     memset(a, 0, sizeof *a);
     a->M = 16;
@@ -297,6 +373,7 @@ static void parse_args(int argc, char **argv, args *a)
     a->repeat = 3;
     a->metric = SW_METRIC_L2;
     a->metric_name = "l2";
+    a->threads = 1;
     parse_ef_list(a, "10,16,24,32,48,64,96,128,192,256,384,512");
 
     for (i = 1; i < argc; i++) {
@@ -323,6 +400,14 @@ static void parse_args(int argc, char **argv, args *a)
         else if (!strcmp(o, "--nq")) a->nq = (size_t)parse_ulong(o, v, 1, (unsigned long)INT32_MAX);
         else if (!strcmp(o, "--repeat")) a->repeat = (unsigned)parse_ulong(o, v, 1, 1000);
         else if (!strcmp(o, "--ef")) { free(a->efs); parse_ef_list(a, v); }
+        else if (!strcmp(o, "--threads"))
+            a->threads = resolve_threads((size_t)parse_ulong(o, v, 0, SW_MAX_THREADS));
+        else if (!strcmp(o, "--search-threads")) search_threads = v;
+        else if (!strcmp(o, "--search-api")) {
+            if (strcmp(v, "single") != 0 && strcmp(v, "batch") != 0)
+                die(EXIT_USAGE, "--search-api must be single or batch, got \"%s\"", v);
+            search_api = v;
+        }
         else if (!strcmp(o, "--metric")) {
             a->metric_name = v;
             if (!strcmp(v, "l2")) a->metric = SW_METRIC_L2;
@@ -338,6 +423,21 @@ static void parse_args(int argc, char **argv, args *a)
     if (!a->base) die(EXIT_USAGE, "--base FILE is required");
     if (!a->query) die(EXIT_USAGE, "--query FILE is required");
     if (!a->gt) die(EXIT_USAGE, "--gt FILE is required");
+
+    if (search_threads) {
+        parse_thread_list(a, search_threads);
+    } else {
+        a->sthreads = xmalloc(sizeof(size_t));
+        a->sthreads[0] = a->threads;
+        a->n_sthreads = 1;
+    }
+    a->batch = !(a->n_sthreads == 1 && a->sthreads[0] == 1);
+    if (search_api) {
+        if (!strcmp(search_api, "batch")) a->batch = 1;
+        else if (a->batch)
+            die(EXIT_USAGE, "--search-api single runs one thread; it cannot sweep search threads "
+                            "above 1");
+    }
 }
 
 /* The dataset column: --name, else the directory of base.*, else the file stem. */
@@ -413,6 +513,53 @@ static int qps_at_recall(const sweep_point *s, size_t n, double target, double *
 /* Main                                                                  */
 /* ===================================================================== */
 
+/* recall@k of one pass: labels holds k ids per query, UINT64_MAX where missing. */
+static double pass_recall(const uint64_t *labels, const int32_t *gt, size_t gt_d, size_t nq,
+                          size_t k)
+{
+    double hits = 0;
+    size_t i, j, m;
+    for (i = 0; i < nq; i++) {
+        const int32_t *truth = gt + i * gt_d;
+        const uint64_t *got = labels + i * k;
+        size_t hit = 0;
+        for (j = 0; j < k; j++)
+            for (m = 0; m < k; m++)
+                if (got[m] == (uint64_t)truth[j]) { hit++; break; }
+        hits += (double)hit / (double)k;
+    }
+    return hits / (double)nq;
+}
+
+/* Print QPS at the three recall targets of one sweep and append them to `summary`. */
+static void print_targets(const sweep_point *sweep, size_t n_ef, char *summary, size_t cap)
+{
+    static const double targets[3] = {0.90, 0.95, 0.99};
+    size_t n = strlen(summary), i, e;
+    for (i = 0; i < 3; i++) {
+        double q;
+        int lb;
+        size_t lo;
+        if (qps_at_recall(sweep, n_ef, targets[i], &q, &lb, &lo) != 0) {
+            double best = 0;
+            for (e = 0; e < n_ef; e++)
+                if (sweep[e].recall > best) best = sweep[e].recall;
+            printf("QPS at recall %.2f: n/a (best recall in the sweep is %.4f)\n", targets[i],
+                   best);
+            n += (size_t)snprintf(summary + n, cap - n, " qps@%.2f=n/a", targets[i]);
+        } else if (lb) {
+            printf("QPS at recall %.2f: >= %.1f (the smallest ef, %u, already reaches %.4f)\n",
+                   targets[i], q, sweep[0].ef, sweep[0].recall);
+            n += (size_t)snprintf(summary + n, cap - n, " qps@%.2f=>=%.1f", targets[i], q);
+        } else {
+            printf("QPS at recall %.2f: %.1f (interpolated between ef %u and ef %u)\n",
+                   targets[i], q, sweep[lo].ef, sweep[lo + 1].ef);
+            n += (size_t)snprintf(summary + n, cap - n, " qps@%.2f=%.1f", targets[i], q);
+        }
+        if (n >= cap) n = cap - 1;
+    }
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -420,7 +567,7 @@ int main(int argc, char **argv)
     FILE *fb, *fq, *fg;
     float *base, *query;
     int32_t *gt;
-    size_t nb, nq, d, k, i, j, e;
+    size_t nb, nq, d, k, i, j, e, t, nt;
     char *dataset;
     sw_options opt;
     sw_index *index = NULL;
@@ -428,15 +575,18 @@ int main(int argc, char **argv)
     uint64_t t0, t1;
     double build_s, mem_per_vec;
     size_t mem;
-    sweep_point *sweep;
-    uint64_t *labels, *lat, *run_ns, *lat_sorted;
+    sweep_point *sweep; /* [t * n_ef + e] */
+    uint64_t *labels, *ids, *lat, *run_ns, *lat_sorted;
+    size_t *found;
     double *run_recall;
     unsigned *order;
-    const double targets[3] = {0.90, 0.95, 0.99};
+    const char *api;
     FILE *csv = NULL;
 
     parse_args(argc, argv, &a);
     dataset = dataset_name(&a);
+    nt = a.n_sthreads;
+    api = a.batch ? "batch" : "single";
 
     /* ---- Validate every input before doing any work. ---- */
     fb = open_bin("base", a.base, 0, &hb);
@@ -497,8 +647,13 @@ int main(int argc, char **argv)
         printf("WARNING: not a Release build; timings are not representative\n");
     printf("dataset %s: base %zu x %zu (%s), %zu queries (%s), ground truth %zu per query\n",
            dataset, nb, d, elem_name(hb.type), nq, elem_name(hq.type), hg.d);
-    printf("metric %s  M %u  ef_construction %u  k %zu  repeat %u  threads 1\n", a.metric_name,
-           a.M, a.efc, k, a.repeat);
+    printf("metric %s  M %u  ef_construction %u  k %zu  repeat %u  threads %zu\n", a.metric_name,
+           a.M, a.efc, k, a.repeat, a.threads);
+    printf("build: one sw_add_batch on %zu thread%s; search threads", a.threads,
+           a.threads == 1 ? "" : "s");
+    for (t = 0; t < nt; t++) printf("%s%zu", t ? "," : " ", a.sthreads[t]);
+    printf(" (%s)\n", a.batch ? "one sw_search_batch of all queries per pass"
+                              : "sw_search per query");
     fflush(stdout);
 
     /* ---- Build. ---- */
@@ -511,137 +666,140 @@ int main(int argc, char **argv)
     if (st != SW_OK)
         die(st == SW_ENOMEM ? EXIT_RUNTIME : EXIT_USAGE, "sw_create: %s", sw_last_error());
 
+    ids = xmalloc(nb * sizeof(uint64_t));
+    for (i = 0; i < nb; i++) ids[i] = (uint64_t)i;
     t0 = now_ns();
-    for (i = 0; i < nb; i++) {
-        st = sw_add(index, (uint64_t)i, base + i * d, d);
-        if (st != SW_OK) die(EXIT_RUNTIME, "sw_add of row %zu: %s", i, sw_last_error());
-    }
+    st = sw_add_batch(index, ids, base, nb, d, a.threads);
     t1 = now_ns();
+    if (st != SW_OK) die(EXIT_RUNTIME, "sw_add_batch: %s", sw_last_error());
     build_s = (double)(t1 - t0) / 1e9;
     if (sw_count(index) != nb)
         die(EXIT_RUNTIME, "after adding %zu vectors sw_count() says %zu", nb, sw_count(index));
     mem = sw_memory_usage(index);
     mem_per_vec = (double)mem / (double)nb;
-    printf("build: %.3f s, %.0f vectors/s; memory %zu bytes (%.1f bytes/vector, raw vector "
-           "%zu)\n\n",
-           build_s, (double)nb / build_s, mem, mem_per_vec, d * sizeof(float));
+    printf("build: %.3f s on %zu thread%s, %.0f vectors/s; memory %zu bytes (%.1f bytes/vector, "
+           "raw vector %zu)\n\n",
+           build_s, a.threads, a.threads == 1 ? "" : "s", (double)nb / build_s, mem, mem_per_vec,
+           d * sizeof(float));
     fflush(stdout);
     free(base);
+    free(ids);
 
     /* ---- Search sweep. ---- */
-    sweep = xmalloc(a.n_ef * sizeof *sweep);
+    sweep = xmalloc(nt * a.n_ef * sizeof *sweep);
     labels = xmalloc(nq * k * sizeof(uint64_t));
+    found = xmalloc(nq * sizeof(size_t));
     lat = xmalloc((size_t)a.repeat * nq * sizeof(uint64_t));
     lat_sorted = xmalloc(nq * sizeof(uint64_t));
-    run_ns = xmalloc(a.repeat * sizeof(uint64_t));
-    run_recall = xmalloc(a.repeat * sizeof(double));
+    run_ns = xmalloc(nt * a.repeat * sizeof(uint64_t));
+    run_recall = xmalloc(nt * a.repeat * sizeof(double));
     order = xmalloc(a.repeat * sizeof(unsigned));
 
-    printf("%6s %10s %12s %12s %12s %12s %12s\n", "ef", "recall@k", "QPS median", "QPS min",
-           "QPS max", "lat mean us", "lat p99 us");
+    printf("%4s %6s %10s %12s %12s %12s %12s %12s\n", "thr", "ef", "recall@k", "QPS median",
+           "QPS min", "QPS max", "lat mean us", "lat p99 us");
     if (csv)
         fprintf(csv, "library,dataset,M,efc,ef,recall,qps_median,qps_min,qps_max,lat_mean_us,"
-                     "lat_p99_us,build_s\n");
+                     "lat_p99_us,build_s,build_threads,search_threads,search_api\n");
 
     for (e = 0; e < a.n_ef; e++) {
         sw_search_params sp = sw_search_params_default();
         unsigned r, med;
-        uint64_t sum;
-        sweep_point *p = &sweep[e];
         sp.ef = a.efs[e];
 
+        /* Interleaved: repeat r of every thread count before repeat r+1. */
         for (r = 0; r < a.repeat; r++) {
-            uint64_t *rl = lat + (size_t)r * nq;
-            uint64_t r0, r1;
-            double hits = 0;
-            r0 = now_ns();
-            for (i = 0; i < nq; i++) {
-                size_t found = 0;
-                uint64_t q0 = now_ns(), q1;
-                st = sw_search(index, query + i * d, d, k, &sp, labels + i * k, NULL, &found);
-                q1 = now_ns();
-                if (st != SW_OK)
-                    die(EXIT_RUNTIME, "sw_search (ef %u, query %zu): %s", sp.ef, i,
-                        sw_last_error());
-                rl[i] = q1 - q0;
-                /* Mark missing results so they never match a true id. */
-                for (j = found; j < k; j++) labels[i * k + j] = UINT64_MAX;
+            for (t = 0; t < nt; t++) {
+                uint64_t r0, r1;
+                if (a.batch) {
+                    r0 = now_ns();
+                    st = sw_search_batch(index, query, nq, d, k, &sp, labels, NULL, found,
+                                         a.sthreads[t]);
+                    r1 = now_ns();
+                    if (st != SW_OK)
+                        die(EXIT_RUNTIME, "sw_search_batch (ef %u, %zu threads): %s", sp.ef,
+                            a.sthreads[t], sw_last_error());
+                    /* Short rows are padded with SW_NO_LABEL (UINT64_MAX): never a true id. */
+                } else {
+                    uint64_t *rl = lat + (size_t)r * nq;
+                    r0 = now_ns();
+                    for (i = 0; i < nq; i++) {
+                        size_t nf = 0;
+                        uint64_t q0 = now_ns(), q1;
+                        st = sw_search(index, query + i * d, d, k, &sp, labels + i * k, NULL,
+                                       &nf);
+                        q1 = now_ns();
+                        if (st != SW_OK)
+                            die(EXIT_RUNTIME, "sw_search (ef %u, query %zu): %s", sp.ef, i,
+                                sw_last_error());
+                        rl[i] = q1 - q0;
+                        /* Mark missing results so they never match a true id. */
+                        for (j = nf; j < k; j++) labels[i * k + j] = UINT64_MAX;
+                    }
+                    r1 = now_ns();
+                }
+                run_ns[t * a.repeat + r] = r1 - r0;
+                run_recall[t * a.repeat + r] = pass_recall(labels, gt, hg.d, nq, k);
             }
-            r1 = now_ns();
-            run_ns[r] = r1 - r0;
-
-            for (i = 0; i < nq; i++) {
-                const int32_t *truth = gt + i * hg.d;
-                const uint64_t *got = labels + i * k;
-                size_t m, hit = 0;
-                for (j = 0; j < k; j++)
-                    for (m = 0; m < k; m++)
-                        if (got[m] == (uint64_t)truth[j]) { hit++; break; }
-                hits += (double)hit / (double)k;
-            }
-            run_recall[r] = hits / (double)nq;
         }
 
-        /* Order runs by time, slowest QPS first; the median run is the middle. */
-        for (r = 0; r < a.repeat; r++) order[r] = r;
-        for (r = 1; r < a.repeat; r++) {
-            unsigned x = order[r], s = r;
-            while (s > 0 && run_ns[order[s - 1]] < run_ns[x]) { order[s] = order[s - 1]; s--; }
-            order[s] = x;
-        }
-        med = order[(a.repeat - 1) / 2];
-        p->ef = sp.ef;
-        p->recall = run_recall[med];
-        p->qps_median = (double)nq / ((double)run_ns[med] / 1e9);
-        p->qps_min = (double)nq / ((double)run_ns[order[0]] / 1e9);
-        p->qps_max = (double)nq / ((double)run_ns[order[a.repeat - 1]] / 1e9);
-        memcpy(lat_sorted, lat + (size_t)med * nq, nq * sizeof(uint64_t));
-        for (i = 0, sum = 0; i < nq; i++) sum += lat_sorted[i];
-        qsort(lat_sorted, nq, sizeof(uint64_t), cmp_u64);
-        p->lat_mean_us = (double)sum / (double)nq / 1e3;
-        /* p99 by nearest rank: the ceil(0.99 n)-th smallest. */
-        p->lat_p99_us = (double)lat_sorted[(size_t)ceil(0.99 * (double)nq) - 1] / 1e3;
+        for (t = 0; t < nt; t++) {
+            const uint64_t *rn = run_ns + t * a.repeat;
+            sweep_point *p = &sweep[t * a.n_ef + e];
+            /* Order runs by time, slowest QPS first; the median run is the middle. */
+            for (r = 0; r < a.repeat; r++) order[r] = r;
+            for (r = 1; r < a.repeat; r++) {
+                unsigned x = order[r], s = r;
+                while (s > 0 && rn[order[s - 1]] < rn[x]) { order[s] = order[s - 1]; s--; }
+                order[s] = x;
+            }
+            med = order[(a.repeat - 1) / 2];
+            p->ef = sp.ef;
+            p->recall = run_recall[t * a.repeat + med];
+            p->qps_median = (double)nq / ((double)rn[med] / 1e9);
+            p->qps_min = (double)nq / ((double)rn[order[0]] / 1e9);
+            p->qps_max = (double)nq / ((double)rn[order[a.repeat - 1]] / 1e9);
+            if (a.batch) {
+                /* Pass time per query (1 / QPS), as hnswlib_core.py reports it. */
+                p->lat_mean_us = (double)rn[med] / (double)nq / 1e3;
+                p->lat_p99_us = NAN;
+            } else {
+                uint64_t sum;
+                memcpy(lat_sorted, lat + (size_t)med * nq, nq * sizeof(uint64_t));
+                for (i = 0, sum = 0; i < nq; i++) sum += lat_sorted[i];
+                qsort(lat_sorted, nq, sizeof(uint64_t), cmp_u64);
+                p->lat_mean_us = (double)sum / (double)nq / 1e3;
+                /* p99 by nearest rank: the ceil(0.99 n)-th smallest. */
+                p->lat_p99_us = (double)lat_sorted[(size_t)ceil(0.99 * (double)nq) - 1] / 1e3;
+            }
 
-        printf("%6u %10.4f %12.1f %12.1f %12.1f %12.2f %12.2f\n", p->ef, p->recall, p->qps_median,
-               p->qps_min, p->qps_max, p->lat_mean_us, p->lat_p99_us);
+            if (a.batch)
+                printf("%4zu %6u %10.4f %12.1f %12.1f %12.1f %12.2f %12s\n", a.sthreads[t], p->ef,
+                       p->recall, p->qps_median, p->qps_min, p->qps_max, p->lat_mean_us, "-");
+            else
+                printf("%4zu %6u %10.4f %12.1f %12.1f %12.1f %12.2f %12.2f\n", a.sthreads[t],
+                       p->ef, p->recall, p->qps_median, p->qps_min, p->qps_max, p->lat_mean_us,
+                       p->lat_p99_us);
+            if (csv) {
+                fprintf(csv, "smallworld,%s,%u,%u,%u,%.6f,%.2f,%.2f,%.2f,%.3f,", dataset, a.M,
+                        a.efc, p->ef, p->recall, p->qps_median, p->qps_min, p->qps_max,
+                        p->lat_mean_us);
+                if (!a.batch) fprintf(csv, "%.3f", p->lat_p99_us);
+                fprintf(csv, ",%.4f,%zu,%zu,%s\n", build_s, a.threads, a.sthreads[t], api);
+            }
+        }
         fflush(stdout);
-        if (csv)
-            fprintf(csv, "smallworld,%s,%u,%u,%u,%.6f,%.2f,%.2f,%.2f,%.3f,%.3f,%.4f\n", dataset,
-                    a.M, a.efc, p->ef, p->recall, p->qps_median, p->qps_min, p->qps_max,
-                    p->lat_mean_us, p->lat_p99_us, build_s);
     }
 
-    /* ---- QPS at fixed recall. ---- */
-    {
+    /* ---- QPS at fixed recall, one summary line per search thread count. ---- */
+    for (t = 0; t < nt; t++) {
         char summary[512];
-        int n = snprintf(summary, sizeof summary,
-                         "summary: library=smallworld build_s=%.4f mem_bytes_per_vector=%.1f",
-                         build_s, mem_per_vec);
+        snprintf(summary, sizeof summary,
+                 "summary: library=smallworld threads=%zu search_threads=%zu search_api=%s "
+                 "build_s=%.4f mem_bytes_per_vector=%.1f",
+                 a.threads, a.sthreads[t], api, build_s, mem_per_vec);
         putchar('\n');
-        for (i = 0; i < 3; i++) {
-            double q;
-            int lb;
-            size_t lo;
-            if (qps_at_recall(sweep, a.n_ef, targets[i], &q, &lb, &lo) != 0) {
-                double best = 0;
-                for (e = 0; e < a.n_ef; e++)
-                    if (sweep[e].recall > best) best = sweep[e].recall;
-                printf("QPS at recall %.2f: n/a (best recall in the sweep is %.4f)\n", targets[i],
-                       best);
-                n += snprintf(summary + n, sizeof summary - (size_t)n, " qps@%.2f=n/a",
-                              targets[i]);
-            } else if (lb) {
-                printf("QPS at recall %.2f: >= %.1f (the smallest ef, %u, already reaches %.4f)\n",
-                       targets[i], q, sweep[0].ef, sweep[0].recall);
-                n += snprintf(summary + n, sizeof summary - (size_t)n, " qps@%.2f=>=%.1f",
-                              targets[i], q);
-            } else {
-                printf("QPS at recall %.2f: %.1f (interpolated between ef %u and ef %u)\n",
-                       targets[i], q, sweep[lo].ef, sweep[lo + 1].ef);
-                n += snprintf(summary + n, sizeof summary - (size_t)n, " qps@%.2f=%.1f",
-                              targets[i], q);
-            }
-        }
+        if (nt > 1) printf("search on %zu thread%s:\n", a.sthreads[t], a.sthreads[t] == 1 ? "" : "s");
+        print_targets(sweep + t * a.n_ef, a.n_ef, summary, sizeof summary);
         puts(summary);
     }
 
@@ -652,12 +810,14 @@ int main(int argc, char **argv)
     free(gt);
     free(sweep);
     free(labels);
+    free(found);
     free(lat);
     free(lat_sorted);
     free(run_ns);
     free(run_recall);
     free(order);
     free(a.efs);
+    free(a.sthreads);
     free(dataset);
     return 0;
 }

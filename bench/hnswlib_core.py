@@ -11,15 +11,24 @@ the two side by side.  What is the same, and what cannot be, and why:
     float32 once, exactly as sw_bench converts them before calling sw_add.
   - Same index: M, ef_construction and the level seed (100, both libraries'
     default) are passed through; labels are row numbers.  The build is one
-    add_items() call with num_threads=1, after set_num_threads(1): a single
-    C++ loop over the rows, the same work sw_bench's loop of sw_add does.
+    add_items() call with num_threads=--threads (default 1), after
+    set_num_threads(--threads): on one thread a single C++ loop over the
+    rows, the same work as sw_bench's one sw_add_batch call.
+  - Threads: --threads N builds on N threads, and --search-threads T1,T2,...
+    sweeps the search once per thread count on the same index (default: the
+    --threads value), repeats interleaved across thread counts exactly as
+    sw_bench does them.  0 means every online CPU.  --search-api is accepted
+    for symmetry with sw_bench, but hnswlib is always searched with one batch
+    knn_query(num_threads=T) per pass (see below), and its CSV and summary
+    say search_api=batch; "single" only refuses a thread count above 1, as
+    sw_bench does.
   - Search is where the two harnesses must differ.  sw_bench calls
     sw_search() once per query from C.  Doing that here (knn_query on one
     row at a time) would add several microseconds of Python and pybind11
     overhead to every query, which at low ef is more than the search itself
     and would make hnswlib look far slower than it is.  So each pass is ONE
-    batch knn_query() of all queries with num_threads=1, which is a plain
-    C++ loop over the rows: hnswlib's fastest single-thread path.  This
+    batch knn_query() of all queries with num_threads=T (T = 1 is a plain
+    C++ loop over the rows: hnswlib's fastest single-thread path).  This
     favours hnswlib slightly (one Python call, and results written straight
     into a numpy array), which is the right direction for a baseline.
   - Consequence: per-query latencies are not observable.  lat_mean_us is the
@@ -45,7 +54,8 @@ smallworld picks its kernels at run time.
 
   python3 hnswlib_core.py --base B.fbin --query Q.fbin --gt GT.ibin [--M 16]
       [--efc 200] [--k 10] [--ef 10,16,...] [--repeat 3] [--metric l2|ip|cosine]
-      [--csv OUT.csv] [--nq N] [--name DATASET]
+      [--csv OUT.csv] [--nq N] [--name DATASET] [--threads 1]
+      [--search-threads T1,T2,...] [--search-api single|batch]
 """
 import argparse
 import math
@@ -113,6 +123,31 @@ def ef_list(s):
     return efs
 
 
+def resolve_threads(t):
+    """0 means every online CPU, resolved so that what is printed is what ran."""
+    if t == 0:
+        try:
+            t = os.sysconf("SC_NPROCESSORS_ONLN")
+        except (ValueError, OSError):
+            t = os.cpu_count() or 1
+    return max(1, t)
+
+
+def thread_list(s):
+    out = []
+    try:
+        items = [int(x) for x in s.split(",")]
+    except ValueError:
+        die(EXIT_USAGE, f"--search-threads expects a comma-separated list of integers, got \"{s}\"")
+    for t in items:
+        if t < 0 or t > 1024:
+            die(EXIT_USAGE, f"--search-threads must be in 0..1024, got {t}")
+        t = resolve_threads(t)
+        if t not in out:
+            out.append(t)
+    return out
+
+
 def dataset_name(args):
     if args.name:
         return args.name
@@ -150,6 +185,9 @@ def main():
     ap.add_argument("--csv")
     ap.add_argument("--nq", type=int)
     ap.add_argument("--name")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--search-threads")
+    ap.add_argument("--search-api", choices=("single", "batch"))
     try:
         args = ap.parse_args()
     except SystemExit as exc:
@@ -166,6 +204,13 @@ def main():
         die(EXIT_USAGE, "--nq must be at least 1")
     efs = ef_list(args.ef)
     k = args.k
+    if args.threads < 0 or args.threads > 1024:
+        die(EXIT_USAGE, f"--threads must be in 0..1024, got {args.threads}")
+    threads = resolve_threads(args.threads)
+    sthreads = thread_list(args.search_threads) if args.search_threads else [threads]
+    if args.search_api == "single" and sthreads != [1]:
+        die(EXIT_USAGE, "--search-api single runs one thread; it cannot sweep search threads above 1")
+    api = "batch"  # hnswlib is always searched with batch knn_query; see the header comment
 
     bt, nb, d = open_bin("base", args.base)
     qt, nq_file, dq = open_bin("query", args.query)
@@ -220,16 +265,18 @@ def main():
     print(f"dataset {dataset}: base {nb} x {d} ({args.base.rsplit('.', 1)[-1]}), {nq} queries "
           f"({args.query.rsplit('.', 1)[-1]}), ground truth {kg} per query")
     print(f"metric {args.metric}  M {args.M}  ef_construction {args.efc}  k {k}  repeat {args.repeat}  "
-          f"threads 1 (search: one batch knn_query per pass)")
+          f"threads {threads}")
+    print(f"build: one add_items on {threads} thread{'' if threads == 1 else 's'}; search threads "
+          f"{','.join(str(t) for t in sthreads)} (one batch knn_query of all queries per pass)")
     sys.stdout.flush()
 
     # ---- Build. ----
     index = hnswlib.Index(space=args.metric, dim=d)
     index.init_index(max_elements=nb, M=args.M, ef_construction=args.efc, random_seed=100)
-    index.set_num_threads(1)
+    index.set_num_threads(threads)
     ids = np.arange(nb, dtype=np.int64)
     t0 = now_ns()
-    index.add_items(base, ids, num_threads=1)
+    index.add_items(base, ids, num_threads=threads)
     t1 = now_ns()
     build_s = (t1 - t0) / 1e9
     if index.get_current_count() != nb:
@@ -237,62 +284,74 @@ def main():
     mem = index.index_file_size() if hasattr(index, "index_file_size") else None
     mem_per_vec = mem / nb if mem else float("nan")
     mem_txt = f"memory ~{mem} bytes ({mem_per_vec:.1f} bytes/vector, index_file_size)" if mem else "memory n/a"
-    print(f"build: {build_s:.3f} s, {nb / build_s:.0f} vectors/s; {mem_txt}\n")
+    print(f"build: {build_s:.3f} s on {threads} thread{'' if threads == 1 else 's'}, "
+          f"{nb / build_s:.0f} vectors/s; {mem_txt}\n")
     sys.stdout.flush()
     del base
 
     # ---- Search sweep. ----
-    print(f"{'ef':>6} {'recall@k':>10} {'QPS median':>12} {'QPS min':>12} {'QPS max':>12} "
+    print(f"{'thr':>4} {'ef':>6} {'recall@k':>10} {'QPS median':>12} {'QPS min':>12} {'QPS max':>12} "
           f"{'lat mean us':>12} {'lat p99 us':>12}")
     if csv:
-        csv.write("library,dataset,M,efc,ef,recall,qps_median,qps_min,qps_max,lat_mean_us,lat_p99_us,build_s\n")
-    sweep = []
+        csv.write("library,dataset,M,efc,ef,recall,qps_median,qps_min,qps_max,lat_mean_us,lat_p99_us,build_s,"
+                  "build_threads,search_threads,search_api\n")
+    sweeps = {t: [] for t in sthreads}
     for ef in efs:
         index.set_ef(ef)
-        runs = []
+        runs = {t: [] for t in sthreads}
+        # Interleaved: repeat r of every thread count before repeat r+1.
         for _ in range(args.repeat):
-            r0 = now_ns()
-            labels, _dist = index.knn_query(query, k=k, num_threads=1)
-            r1 = now_ns()
-            hits = sum(len(np.intersect1d(labels[i], gt[i], assume_unique=True)) for i in range(nq))
-            runs.append((r1 - r0, hits / (nq * k)))
-        order = sorted(runs, key=lambda r: -r[0])  # slowest first
-        med = order[(args.repeat - 1) // 2]
-        p = {
-            "ef": ef,
-            "recall": med[1],
-            "qps_median": nq / (med[0] / 1e9),
-            "qps_min": nq / (order[0][0] / 1e9),
-            "qps_max": nq / (order[-1][0] / 1e9),
-            "lat_mean_us": med[0] / nq / 1e3,
-        }
-        sweep.append(p)
-        print(f"{ef:>6} {p['recall']:>10.4f} {p['qps_median']:>12.1f} {p['qps_min']:>12.1f} "
-              f"{p['qps_max']:>12.1f} {p['lat_mean_us']:>12.2f} {'-':>12}")
+            for t in sthreads:
+                r0 = now_ns()
+                labels, _dist = index.knn_query(query, k=k, num_threads=t)
+                r1 = now_ns()
+                hits = sum(len(np.intersect1d(labels[i], gt[i], assume_unique=True)) for i in range(nq))
+                runs[t].append((r1 - r0, hits / (nq * k)))
+        for t in sthreads:
+            order = sorted(runs[t], key=lambda r: -r[0])  # slowest first
+            med = order[(args.repeat - 1) // 2]
+            p = {
+                "ef": ef,
+                "recall": med[1],
+                "qps_median": nq / (med[0] / 1e9),
+                "qps_min": nq / (order[0][0] / 1e9),
+                "qps_max": nq / (order[-1][0] / 1e9),
+                "lat_mean_us": med[0] / nq / 1e3,
+            }
+            sweeps[t].append(p)
+            print(f"{t:>4} {ef:>6} {p['recall']:>10.4f} {p['qps_median']:>12.1f} {p['qps_min']:>12.1f} "
+                  f"{p['qps_max']:>12.1f} {p['lat_mean_us']:>12.2f} {'-':>12}")
+            if csv:
+                csv.write(f"hnswlib,{dataset},{args.M},{args.efc},{ef},{p['recall']:.6f},{p['qps_median']:.2f},"
+                          f"{p['qps_min']:.2f},{p['qps_max']:.2f},{p['lat_mean_us']:.3f},,{build_s:.4f},"
+                          f"{threads},{t},{api}\n")
         sys.stdout.flush()
-        if csv:
-            csv.write(f"hnswlib,{dataset},{args.M},{args.efc},{ef},{p['recall']:.6f},{p['qps_median']:.2f},"
-                      f"{p['qps_min']:.2f},{p['qps_max']:.2f},{p['lat_mean_us']:.3f},,{build_s:.4f}\n")
 
-    # ---- QPS at fixed recall. ----
-    summary = f"summary: library=hnswlib build_s={build_s:.4f} mem_bytes_per_vector={mem_per_vec:.1f}"
-    print()
-    for target in TARGETS:
-        r = qps_at_recall(sweep, target)
-        if r is None:
-            best = max(p["recall"] for p in sweep)
-            print(f"QPS at recall {target:.2f}: n/a (best recall in the sweep is {best:.4f})")
-            summary += f" qps@{target:.2f}=n/a"
-        elif r[1]:
-            print(f"QPS at recall {target:.2f}: >= {r[0]:.1f} (the smallest ef, {sweep[0]['ef']}, "
-                  f"already reaches {sweep[0]['recall']:.4f})")
-            summary += f" qps@{target:.2f}=>={r[0]:.1f}"
-        else:
-            lo = r[2]
-            print(f"QPS at recall {target:.2f}: {r[0]:.1f} (interpolated between ef {sweep[lo]['ef']} "
-                  f"and ef {sweep[lo + 1]['ef']})")
-            summary += f" qps@{target:.2f}={r[0]:.1f}"
-    print(summary)
+    # ---- QPS at fixed recall, one summary line per search thread count. ----
+    for t in sthreads:
+        sweep = sweeps[t]
+        summary = (f"summary: library=hnswlib threads={threads} search_threads={t} search_api={api} "
+                   f"build_s={build_s:.4f} mem_bytes_per_vector={mem_per_vec:.1f}")
+        print()
+        if len(sthreads) > 1:
+            print(f"search on {t} thread{'' if t == 1 else 's'}:")
+        for target in TARGETS:
+            r = qps_at_recall(sweep, target)
+            if r is None:
+                best = max(p["recall"] for p in sweep)
+                print(f"QPS at recall {target:.2f}: n/a (best recall in the sweep is {best:.4f})")
+                summary += f" qps@{target:.2f}=n/a"
+            elif r[1]:
+                print(f"QPS at recall {target:.2f}: >= {r[0]:.1f} (the smallest ef, {sweep[0]['ef']}, "
+                      f"already reaches {sweep[0]['recall']:.4f})")
+                summary += f" qps@{target:.2f}=>={r[0]:.1f}"
+            else:
+                lo = r[2]
+                print(f"QPS at recall {target:.2f}: {r[0]:.1f} (interpolated between ef {sweep[lo]['ef']} "
+                      f"and ef {sweep[lo + 1]['ef']})")
+                summary += f" qps@{target:.2f}={r[0]:.1f}"
+        print(summary)
+        sys.stdout.flush()
     if csv:
         csv.close()
     return 0

@@ -17,6 +17,11 @@
 # "<=" accordingly, and "?" when both sides are bounds.  Raw outputs and the
 # CSVs of both sweeps are kept in the results directory printed at the end.
 #
+# Threads: --threads N and --search-threads T1,T2,... go to both harnesses
+# like any other option; each harness then prints one summary line per
+# search thread count, and the table gets one group of QPS rows per count.
+# bench/run_threads.sh is the multi-threaded comparison with the scaling.
+#
 # The load average is printed first: on a shared machine, a compile running
 # beside the benchmark moves QPS by tens of percent, and the min-max spread
 # columns of the sweeps are the place to see it.
@@ -58,6 +63,7 @@ SW=$BUILD/bench/sw_bench
 [ -f "$HERE/hnswlib_core.py" ] || die "$HERE/hnswlib_core.py not found"
 
 NAME=$(basename "$(cd "$DATA" && pwd)")
+ARGS="$*"
 OUT=${SW_BENCH_OUT:-$(mktemp -d /tmp/sw_bench.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -74,8 +80,12 @@ echo "=== hnswlib ==="
     --csv "$OUT/hnswlib.csv" "$@" | tee "$OUT/hnswlib.txt"
 echo
 
-field() {  # field FILE KEY: the value of KEY= on the summary line of FILE
-    grep '^summary:' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"
+field() {  # field FILE KEY [T]: KEY= on the summary line of FILE for search threads T (default: the first)
+    if [ $# -ge 3 ]; then
+        grep '^summary:' "$1" | grep -E " search_threads=$3( |\$)" | head -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+    else
+        grep '^summary:' "$1" | head -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+    fi
 }
 
 # ratio A B: A/B for values that may be "n/a" or ">=X" lower bounds.
@@ -89,18 +99,33 @@ ratio() {
     }'
 }
 
-row() {  # row LABEL KEY
+row() {  # row LABEL KEY [T]
     local s h
-    s=$(field "$OUT/smallworld.txt" "$2"); h=$(field "$OUT/hnswlib.txt" "$2")
-    printf '%-24s %14s %14s %20s\n' "$1" "${s:-?}" "${h:-?}" "$(ratio "${s:-n/a}" "${h:-n/a}")"
+    s=$(field "$OUT/smallworld.txt" "${@:2}"); h=$(field "$OUT/hnswlib.txt" "${@:2}")
+    printf '%-28s %14s %14s %20s\n' "$1" "${s:-?}" "${h:-?}" "$(ratio "${s:-n/a}" "${h:-n/a}")"
 }
 
-echo "=== $NAME: smallworld vs hnswlib (single thread; args: ${*:-defaults}) ==="
-printf '%-24s %14s %14s %20s\n' "" "smallworld" "hnswlib" "smallworld/hnswlib"
+BT=$(field "$OUT/smallworld.txt" threads)
+STS=$(grep '^summary:' "$OUT/smallworld.txt" | tr ' ' '\n' | sed -n 's/^search_threads=//p' | tr '\n' ' ')
+set -- $STS
+if [ "${BT:-1}" = 1 ] && [ "$STS" = "1 " ]; then
+    THR="single thread"
+else
+    THR="build threads ${BT:-?}, search threads $(echo $STS | tr ' ' ',')"
+fi
+echo "=== $NAME: smallworld vs hnswlib ($THR; args: ${ARGS:-defaults}) ==="
+printf '%-28s %14s %14s %20s\n' "" "smallworld" "hnswlib" "smallworld/hnswlib"
 row "build seconds" build_s
 row "memory bytes/vector *" mem_bytes_per_vector
-row "QPS at recall 0.90" "qps@0.90"
-row "QPS at recall 0.95" "qps@0.95"
-row "QPS at recall 0.99" "qps@0.99"
+for T in $STS; do
+    if [ $# -gt 1 ]; then
+        L=" ($T thr)"
+    else
+        L=""
+    fi
+    row "QPS at recall 0.90$L" "qps@0.90" "$T"
+    row "QPS at recall 0.95$L" "qps@0.95" "$T"
+    row "QPS at recall 0.99$L" "qps@0.99" "$T"
+done
 echo "* smallworld: sw_memory_usage(); hnswlib: index_file_size(), an approximation"
 echo "results: $OUT/{smallworld,hnswlib}.{txt,csv}"

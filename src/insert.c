@@ -319,6 +319,7 @@ static void link_layer(const sw_index *ix, sw__ctx *c, const plan *p, uint32_t s
 static size_t build_ef(const sw_index *ix) {
     size_t ef = ix->ef_construction > ix->M ? ix->ef_construction : ix->M;
     size_t cap = sw__capacity(ix);
+    if (cap < sw__chunk_slots(ix)) cap = sw__chunk_slots(ix); /* empty: the first chunk */
     return ef < cap ? ef : cap;
 }
 
@@ -396,7 +397,14 @@ static void repair_neighbours(const sw_index *ix, sw__ctx *c, uint32_t slot, int
                 scratch[n++] = (sw__cand){ix->dist(vn, sw__vec(ix, a), ix->dim), a};
             }
         }
-        reselect(ix, nb, layer, scratch, n);
+        /* As in Algorithm 1, a list is shrunk only when it overflows: one
+         * with room keeps every candidate.  Re-selecting a list with room
+         * anyway prunes it to the heuristic's few, which on small graphs
+         * under repeated updates cut off whole groups of nodes. */
+        if (n <= sw__max_degree(ix, layer))
+            write_links(ix, nb, layer, scratch, n);
+        else
+            reselect(ix, nb, layer, scratch, n);
         sw__node_unlock(ix, nb);
     }
 }
@@ -407,6 +415,7 @@ static void update(sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot) {
 
     int top;
     uint32_t entry = sw__top(ix, &top);
+    if (entry == SW__NONE) return; /* the first node, still being inserted: nothing to link to */
     if (entry != slot) {
         sw__cand cur = {ix->dist(c->query, sw__vec(ix, entry), ix->dim), entry};
         for (int l = top; l > level; l--) sw__greedy(ix, c->query, &cur, l);

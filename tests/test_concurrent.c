@@ -42,10 +42,6 @@
 /* Release size, or the smaller one under ThreadSanitizer. */
 #define CC_SIZE(release, tsan) ((size_t)(SW_TEST_UNDER_TSAN ? (tsan) : (release)))
 
-/* TEMPORARY: until smallworld.h declares it (same prototype as src/batch.c). */
-sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const float *vectors, size_t n,
-                       size_t dim, size_t threads);
-
 #define CC_DIM 16
 #define CC_CENTRES 32
 
@@ -652,7 +648,9 @@ typedef struct st_shared {
     size_t n0;           /* initial labels 0 .. n0 - 1 */
     float *cur;          /* n0 x dim: current vector of each initial label, written
                             only by the label's owner (label % ST_WRITERS) */
+    const float *init;   /* n0 x dim: the initial vectors */
     const float *upd;    /* pool of vectors for updates */
+    double *upd_dist;    /* nq x n_upd: distance of each query to each pool vector */
     size_t n_upd;
     size_t upd_every;    /* an sw_add writer updates after every upd_every inserts */
     size_t batch_new, batch_upd; /* per sw_add_batch call */
@@ -671,10 +669,29 @@ typedef struct st_thread {
 } st_thread;
 
 /* Validate one result row of a search for query q. */
-static void st_check_row(st_thread *t, const float *q, const uint64_t *lab, const float *d,
+/* 1 if d is (within float tolerance) the distance from query qi to the
+ * initial vector of l or to one of the update pool's vectors: an update is
+ * seen whole, so a torn vector (part old, part new) matches neither. */
+static int st_initial_dist_ok(const st_shared *s, size_t qi, uint64_t l, float d)
+{
+    const float *q = s->queries + qi * CC_DIM;
+    double ref = tu_ref_dist(SW_METRIC_L2, q, s->init + l * CC_DIM, CC_DIM);
+
+    if (fabs((double)d - ref) <= tu_dist_tol(ref))
+        return 1;
+    for (size_t r = 0; r < s->n_upd; r++) {
+        ref = s->upd_dist[qi * s->n_upd + r];
+        if (fabs((double)d - ref) <= tu_dist_tol(ref))
+            return 1;
+    }
+    return 0;
+}
+
+static void st_check_row(st_thread *t, size_t qi, const uint64_t *lab, const float *d,
                          size_t nf, size_t k, const char *who)
 {
     st_shared *s = t->s;
+    const float *q = s->queries + qi * CC_DIM;
     size_t started[ST_WRITERS];
 
     for (int w = 0; w < ST_WRITERS; w++)
@@ -728,6 +745,11 @@ static void st_check_row(st_thread *t, const float *q, const uint64_t *lab, cons
         }
         if (!known)
             cc_err(&t->errs, "%s: label %llu was never added", who, (unsigned long long)l);
+        else if (l < s->n0 && isfinite(d[i]) && !st_initial_dist_ok(s, qi, l, d[i]))
+            cc_err(&t->errs,
+                   "%s: initial label %llu at distance %.9g, which is neither its first "
+                   "vector's nor any update vector's (a torn update?)",
+                   who, (unsigned long long)l, (double)d[i]);
     }
 }
 
@@ -742,7 +764,8 @@ static void *st_search_reader(void *arg)
 
     tu_rng_seed(&r, t->seed);
     do {
-        const float *q = s->queries + tu_rng_below(&r, s->nq) * CC_DIM;
+        size_t qi = (size_t)tu_rng_below(&r, s->nq);
+        const float *q = s->queries + qi * CC_DIM;
         sw_search_params p = sw_search_params_default();
         size_t nf = 0;
         sw_status st;
@@ -754,7 +777,7 @@ static void *st_search_reader(void *arg)
             cc_err(&t->errs, "sw_search: %s (%s)", sw_test_status_name(st), sw_last_error());
             continue;
         }
-        st_check_row(t, q, lab, d, nf, ST_K, "sw_search");
+        st_check_row(t, qi, lab, d, nf, ST_K, "sw_search");
     } while (atomic_load(&s->writers_running) > 0 && t->errs.n < 100);
     return NULL;
 }
@@ -785,7 +808,7 @@ static void *st_batch_reader(void *arg)
             continue;
         }
         for (size_t i = 0; i < NQ; i++) {
-            st_check_row(t, s->queries + (first + i) * CC_DIM, lab + i * ST_K, d + i * ST_K,
+            st_check_row(t, first + i, lab + i * ST_K, d + i * ST_K,
                          found[i], ST_K, "sw_search_batch");
             for (size_t j = found[i]; j < ST_K; j++)
                 if (lab[i * ST_K + j] != SW_NO_LABEL || !is_pos_inf(d[i * ST_K + j]))
@@ -968,6 +991,7 @@ TEST(concurrent_stress_searches_during_inserts_and_updates)
     float *upd = tu_clustered(500, CC_DIM, CC_CENTRES, 841, 5);
     float *queries = tu_clustered(nq, CC_DIM, CC_CENTRES, 841, 6);
     float *cur = malloc(n0 * CC_DIM * sizeof *cur);
+    double *upd_dist = malloc(nq * 500 * sizeof *upd_dist);
     sw_options o = cc_opts(100);
     st_shared s;
     enum { NW = ST_WRITERS, NR = 3 };
@@ -984,14 +1008,20 @@ TEST(concurrent_stress_searches_during_inserts_and_updates)
     float v[CC_DIM];
     tu_recall rec;
 
-    REQUIRE(init && radd[0] && radd[1] && rbatch && upd && queries && cur);
+    REQUIRE(init && radd[0] && radd[1] && rbatch && upd && queries && cur && upd_dist);
     memcpy(cur, init, n0 * CC_DIM * sizeof *cur);
     memset(&s, 0, sizeof s);
     s.ix = tu_build(&o, init, n0);
     REQUIRE(s.ix != NULL);
     s.n0 = n0;
     s.cur = cur;
+    s.init = init;
     s.upd = upd;
+    s.upd_dist = upd_dist;
+    for (size_t q = 0; q < nq; q++)
+        for (size_t u = 0; u < 500; u++)
+            upd_dist[q * 500 + u] =
+                tu_ref_dist(SW_METRIC_L2, queries + q * CC_DIM, upd + u * CC_DIM, CC_DIM);
     s.n_upd = 500;
     s.upd_every = 3;
     s.batch_new = CC_SIZE(48, 24);
@@ -1067,6 +1097,7 @@ TEST(concurrent_stress_searches_during_inserts_and_updates)
     free(upd);
     free(queries);
     free(cur);
+    free(upd_dist);
 }
 
 /* ===================================================================== */
@@ -1198,6 +1229,7 @@ typedef struct sl_job {
     const float *vecs; /* n_labels x dim, this thread's vector for each label */
     size_t n_labels;
     int reverse_second_pass;
+    pthread_barrier_t *start;
     cc_errs errs;
 } sl_job;
 
@@ -1205,8 +1237,11 @@ static void *sl_worker(void *arg)
 {
     sl_job *j = arg;
 
-    /* Pass 1: every thread in the same order, so threads collide on the
-     * same new label; pass 2: half of them backwards, updates crossing. */
+    /* All threads leave the barrier together, so the first adds of an empty
+     * index collide.  Pass 1: every thread in the same order, so threads
+     * collide on the same new label; pass 2: half of them backwards,
+     * updates crossing. */
+    pthread_barrier_wait(j->start);
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < j->n_labels; i++) {
             size_t l = pass == 1 && j->reverse_second_pass ? j->n_labels - 1 - i : i;
@@ -1219,47 +1254,59 @@ static void *sl_worker(void *arg)
     return NULL;
 }
 
-TEST(concurrent_single_adds_same_label)
+typedef struct sl_result {
+    size_t missing, foreign, unreachable;
+} sl_result;
+
+/*
+ * n_threads threads add labels 0..n_labels-1, twice, each with its own
+ * vectors (vecs[t]), to a new empty index; then the index must hold each
+ * label once with one of the vectors written for it, pass the graph check
+ * and find each label at its stored vector.  Returns the index (or NULL).
+ */
+static sw_index *sl_run(float *const *vecs, size_t n_threads, size_t n_labels, const char *what,
+                        sl_result *res)
 {
     enum { T = 4 };
-    const size_t n_labels = CC_SIZE(1500, 200), nq = CC_SIZE(200, 60);
-    const size_t n_threads = CC_SIZE(T, 3);
-    float *vecs[T] = {NULL};
-    float *queries = tu_clustered(nq, CC_DIM, CC_CENTRES, 861, 99);
     sw_options o = cc_opts(100);
-    sw_index *ix;
+    sw_index *ix = cc_create(&o);
     sl_job jobs[T];
     pthread_t tid[T];
-    int started[T] = {0};
-    size_t missing = 0, foreign = 0, unreachable = 0;
+    pthread_barrier_t start;
     float v[CC_DIM];
-    tu_recall rec;
+    size_t n_started = 0;
 
-    REQUIRE(queries != NULL);
-    for (size_t t = 0; t < n_threads; t++) {
-        vecs[t] = tu_clustered(n_labels, CC_DIM, CC_CENTRES, 861, 1 + t);
-        REQUIRE(vecs[t] != NULL);
+    memset(res, 0, sizeof *res);
+    if (ix == NULL)
+        return NULL;
+    if (n_threads > T || pthread_barrier_init(&start, NULL, (unsigned)n_threads) != 0) {
+        sw_test_fail_at(__FILE__, __LINE__, "pthread_barrier_init failed");
+        sw_free(ix);
+        return NULL;
     }
-    ix = cc_create(&o);
-    REQUIRE(ix != NULL);
     for (size_t t = 0; t < n_threads; t++) {
         memset(&jobs[t], 0, sizeof jobs[t]);
         jobs[t].ix = ix;
         jobs[t].vecs = vecs[t];
         jobs[t].n_labels = n_labels;
         jobs[t].reverse_second_pass = (int)(t & 1);
-        started[t] = pthread_create(&tid[t], NULL, sl_worker, &jobs[t]) == 0;
+        jobs[t].start = &start;
+        if (pthread_create(&tid[t], NULL, sl_worker, &jobs[t]) != 0)
+            break;
+        n_started++;
+    }
+    if (n_started < n_threads) {
+        /* The barrier would never open: fail loudly rather than hang. */
+        sw_test_fail_at(__FILE__, __LINE__, "pthread_create failed");
+        abort();
     }
     for (size_t t = 0; t < n_threads; t++) {
-        if (!started[t]) {
-            sw_test_fail_at(__FILE__, __LINE__, "pthread_create failed");
-            continue;
-        }
         pthread_join(tid[t], NULL);
-        CHECK_NO_ERRS(&jobs[t].errs, "writer");
+        CHECK_NO_ERRS(&jobs[t].errs, what);
     }
+    pthread_barrier_destroy(&start);
     CHECK_EQ_UINT(sw_count(ix), n_labels);
-    CHECK_GRAPH_AT(ix, "after racing adds of the same labels");
+    CHECK_GRAPH_AT(ix, what);
     for (size_t l = 0; l < n_labels; l++) {
         int match = 0;
         uint64_t lab[1];
@@ -1268,28 +1315,61 @@ TEST(concurrent_single_adds_same_label)
         sw_search_params p = sw_search_params_default();
 
         if (sw_get(ix, l, v, CC_DIM) != SW_OK) {
-            missing++;
+            res->missing++;
             continue;
         }
         for (size_t t = 0; t < n_threads && !match; t++)
             match = memcmp(v, vecs[t] + l * CC_DIM, sizeof v) == 0;
         if (!match)
-            foreign++;
+            res->foreign++;
         /* The stored vector is where the label is found. */
         p.ef = 64;
         if (sw_search(ix, v, CC_DIM, 1, &p, lab, d, &nf) != SW_OK || nf != 1 || lab[0] != l ||
             d[0] != 0.0f)
-            unreachable++;
+            res->unreachable++;
     }
-    if (missing != 0 || foreign != 0)
+    if (res->missing != 0 || res->foreign != 0)
         sw_test_fail_at(__FILE__, __LINE__,
-                        "%zu labels missing, %zu with a vector no thread wrote for them",
-                        missing, foreign);
+                        "%s: %zu labels missing, %zu with a vector no thread wrote for them",
+                        what, res->missing, res->foreign);
+    return ix;
+}
+
+TEST(concurrent_single_adds_same_label)
+{
+    enum { T = 4 };
+    const size_t n_labels = CC_SIZE(1500, 200), nq = CC_SIZE(200, 60);
+    const size_t n_threads = CC_SIZE(T, 3), rounds = CC_SIZE(40, 10), small = 12;
+    float *vecs[T] = {NULL};
+    float *queries = tu_clustered(nq, CC_DIM, CC_CENTRES, 861, 99);
+    sw_index *ix;
+    sl_result res;
+    size_t small_unreachable = 0;
+    tu_recall rec;
+    char what[64];
+
+    REQUIRE(queries != NULL);
+    for (size_t t = 0; t < n_threads; t++) {
+        vecs[t] = tu_clustered(n_labels, CC_DIM, CC_CENTRES, 861, 1 + t);
+        REQUIRE(vecs[t] != NULL);
+    }
+    /* Many tiny indexes: the race on the very first adds (one inserts the
+     * first node while the others find the label present and update it). */
+    for (size_t r = 0; r < rounds && !sw_test_failed(); r++) {
+        snprintf(what, sizeof what, "round %zu, %zu labels", r, small);
+        ix = sl_run(vecs, n_threads, small, what, &res);
+        small_unreachable += res.unreachable;
+        sw_free(ix);
+    }
+    CHECK_EQ_UINT(small_unreachable, 0);
+
+    ix = sl_run(vecs, n_threads, n_labels, "racing adds of the same labels", &res);
+    REQUIRE(ix != NULL);
     rec = tu_measure_recall(ix, queries, nq, 10, 64);
-    NOTE("%zu threads x 2 passes over %zu labels: count %zu, %zu not found at their stored "
-         "vector (k=1, ef=64), recall@10 at ef=64 %.4f",
-         n_threads, n_labels, sw_count(ix), unreachable, rec.tie_aware);
-    CHECK(unreachable <= n_labels / 100);
+    NOTE("%zu rounds of %zu threads x 2 passes over %zu labels; then over %zu labels: count "
+         "%zu, %zu not found at their stored vector (k=1, ef=64), recall@10 at ef=64 %.4f",
+         rounds, n_threads, small, n_labels, sw_count(ix), res.unreachable, rec.tie_aware);
+    CHECK(res.unreachable <= n_labels / 100);
     CHECK(rec.tie_aware >= 0.9);
     sw_free(ix);
     for (size_t t = 0; t < n_threads; t++)

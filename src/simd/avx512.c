@@ -226,9 +226,13 @@ SW_VNNI float sw_dist_ip_i8_vnni(const void *va, const void *vb, size_t n) {
         ip_i8_step(&s0, &t0, LOAD64(a + i), LOAD64(b + i));
         ip_i8_step(&s1, &t1, LOAD64(a + i + 64), LOAD64(b + i + 64));
     }
-    for (; i < n; i += 64) {
+    if (i + 64 <= n) {
+        ip_i8_step(&s0, &t0, LOAD64(a + i), LOAD64(b + i));
+        i += 64;
+    }
+    if (i < n) {
         __mmask64 m = byte_mask(n - i);
-        ip_i8_step(&s0, &t0, _mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i));
+        ip_i8_step(&s1, &t1, _mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i));
     }
     uint32_t dot = hsum_epi32(_mm512_add_epi32(s0, s1)) - 128u * hsum_epi32(_mm512_add_epi32(t0, t1));
     return ip_ifinish_i8(dot);
@@ -248,9 +252,13 @@ SW_VNNI float sw_dist_ip_u8_vnni(const void *va, const void *vb, size_t n) {
         ip_u8_step(&s0, &t0, LOAD64(a + i), LOAD64(b + i));
         ip_u8_step(&s1, &t1, LOAD64(a + i + 64), LOAD64(b + i + 64));
     }
-    for (; i < n; i += 64) {
+    if (i + 64 <= n) {
+        ip_u8_step(&s0, &t0, LOAD64(a + i), LOAD64(b + i));
+        i += 64;
+    }
+    if (i < n) {
         __mmask64 m = byte_mask(n - i);
-        ip_u8_step(&s0, &t0, _mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i));
+        ip_u8_step(&s1, &t1, _mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i));
     }
     uint32_t dot = hsum_epi32(_mm512_add_epi32(s0, s1)) +
                    128u * (uint32_t)hsum_epi64(_mm512_add_epi64(t0, t1));
@@ -280,10 +288,15 @@ SW_AVX512 float sw_dist_hamming_b1_avx512(const void *va, const void *vb, size_t
         s = _mm512_add_epi64(s, _mm512_sad_epu8(popcount_bytes(x), _mm512_setzero_si512()));
         u = _mm512_add_epi64(u, _mm512_sad_epu8(popcount_bytes(y), _mm512_setzero_si512()));
     }
-    for (; i < n; i += 64) {
+    if (i + 64 <= n) {
+        __m512i x = _mm512_xor_si512(LOAD64(a + i), LOAD64(b + i));
+        s = _mm512_add_epi64(s, _mm512_sad_epu8(popcount_bytes(x), _mm512_setzero_si512()));
+        i += 64;
+    }
+    if (i < n) {
         __mmask64 m = byte_mask(n - i);
         __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i));
-        s = _mm512_add_epi64(s, _mm512_sad_epu8(popcount_bytes(x), _mm512_setzero_si512()));
+        u = _mm512_add_epi64(u, _mm512_sad_epu8(popcount_bytes(x), _mm512_setzero_si512()));
     }
     s = _mm512_add_epi64(s, u);
     return (float)hsum_epi64(s);
@@ -300,10 +313,15 @@ SW_VPOPCNT float sw_dist_hamming_b1_vpopcnt(const void *va, const void *vb, size
         s = _mm512_add_epi64(s, _mm512_popcnt_epi64(x));
         u = _mm512_add_epi64(u, _mm512_popcnt_epi64(y));
     }
-    for (; i < n; i += 64) {
+    if (i + 64 <= n) {
+        __m512i x = _mm512_xor_si512(LOAD64(a + i), LOAD64(b + i));
+        s = _mm512_add_epi64(s, _mm512_popcnt_epi64(x));
+        i += 64;
+    }
+    if (i < n) {
         __mmask64 m = byte_mask(n - i);
         __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, a + i), _mm512_maskz_loadu_epi8(m, b + i));
-        s = _mm512_add_epi64(s, _mm512_popcnt_epi64(x));
+        u = _mm512_add_epi64(u, _mm512_popcnt_epi64(x));
     }
     s = _mm512_add_epi64(s, u);
     return (float)hsum_epi64(s);
