@@ -219,16 +219,20 @@ SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, si
 /**
  * Add n vectors (row-major, n x dim floats) under labels[0..n), on
  * `threads` threads (0 = one per online CPU, at most SW_MAX_THREADS) taken
- * from a pool the index creates on first use and keeps.  The graph is as
- * good as one built by n sw_add calls (the insert order differs, so the
- * graph is not the same one).  A label already in the index is an update.
+ * from a pool the index creates on first use and keeps.  On one thread it
+ * builds exactly the graph of n sw_add calls in row order; on more, rows
+ * reach the graph in an order the scheduler picks, so the graph differs
+ * from run to run but is as good (same recall).  A label already in the
+ * index is an update.
  *
  * Everything that can be checked is checked before anything is added: on
  * SW_ENULL, SW_EDIMMISMATCH, SW_ENOTFINITE (names the row), SW_EINVAL (a
  * label appears twice in the batch; threads > SW_MAX_THREADS) or SW_EFULL
- * the index is unchanged.  SW_ENOMEM part way through leaves each vector
- * either fully added or not at all (sw_contains tells which).  n == 0 is
- * a no-op.  Safe during searches and other adds (see the top).
+ * (checked up front; other threads adding at the same time can still fill
+ * the index part way) the index is unchanged.  SW_ENOMEM part way through
+ * leaves each row either fully applied or not at all; no row starts after
+ * the first failure, and the message names the failing row.  n == 0 is a
+ * no-op.  Safe during searches and other adds (see the top).
  */
 SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const float *vectors,
                               size_t n, size_t dim, size_t threads);
@@ -288,7 +292,9 @@ SW_API sw_status sw_search_exact(const sw_index *index, const float *query, size
  *
  * Errors: as sw_search (labels must not be NULL), plus SW_EINVAL (threads
  * > SW_MAX_THREADS); a query with NaN/Inf is SW_ENOTFINITE naming the row,
- * found before any search runs.  nq == 0 is a no-op.
+ * found before any search runs.  nq == 0 is a no-op.  On SW_ENOMEM (the
+ * only error once searching starts) finished rows are filled, the failed
+ * row is padded and rows not reached are left as they were.
  */
 SW_API sw_status sw_search_batch(const sw_index *index, const float *queries, size_t nq,
                                  size_t dim, size_t k, const sw_search_params *params,
@@ -336,9 +342,9 @@ SW_API uint32_t sw_get_ef(const sw_index *index);
 SW_API sw_status sw_get_options(const sw_index *index, sw_options *out);
 
 /**
- * Bytes of memory the index holds: vectors, graph, labels, label map and
- * search scratch space, rounded to what was asked of the allocator.
- * 0 for NULL.
+ * Bytes of memory the index holds: vectors, graph, labels, label map,
+ * search scratch space and the batch thread pool's bookkeeping (not the
+ * threads' stacks), as asked of the allocator.  0 for NULL.
  */
 SW_API size_t sw_memory_usage(const sw_index *index);
 

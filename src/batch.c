@@ -22,14 +22,14 @@
  * Validation comes first because a batch cannot be undone: once rows are
  * added they stay.  Everything that can be known up front is refused up
  * front (NULLs, dimension, thread count, NaN/Inf in any row, duplicate
- * labels), so the only errors left to happen part way are those of sw_add
- * itself: SW_ENOMEM and SW_EFULL.  The table is full for certain only when
- * the batch alone holds more distinct labels than SW__MAX_SLOTS, and only
- * that is checked in advance; a batch that overflows a nearly full index
- * fails with SW_EFULL from the row that did not fit.  After a failure, no
- * task starts a new row, and rows already running finish; which earlier
- * rows were added is then known only on one thread (exactly those before
- * the failing row).
+ * labels, and room: when count + n could exceed SW__MAX_SLOTS the labels
+ * not yet in the index are counted, a lookup per row, which costs nothing
+ * next to the adds and is almost never needed).  What is left to happen
+ * part way is SW_ENOMEM from sw_add, and SW_EFULL only if adds on other
+ * threads fill the index meanwhile.  After a failure, no task starts a new
+ * row, and rows already running finish; each row is then wholly added or
+ * not at all, and on one thread the rows added are exactly those before
+ * the failing one.
  *
  * sw_last_error() is per thread, so a failure on a worker would be lost to
  * the caller.  The worker copies its status and message into the job, the
@@ -42,10 +42,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* TODO(lead): remove once smallworld.h declares sw_add_batch. */
-SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const float *vectors,
-                              size_t n, size_t dim, size_t threads);
 
 #define ADD_ROWS 64
 #define SEARCH_ROWS 16
@@ -174,6 +170,14 @@ sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vector
     }
     sw_status st = check_distinct(ix, labels, n);
     if (st != SW_OK) return st;
+    size_t count = sw_count(ix);
+    if (count + n > SW__MAX_SLOTS) {
+        size_t fresh = 0;
+        for (size_t i = 0; i < n; i++) fresh += !sw_contains(ix, labels[i]);
+        if (count + fresh > SW__MAX_SLOTS)
+            return sw__fail(SW_EFULL, "sw_add_batch: %zu new labels, room for %zu", fresh,
+                            (size_t)SW__MAX_SLOTS - count);
+    }
 
     add_job j = {.ix = ix, .labels = labels, .vectors = vectors, .n = n, .dim = dim};
     if (!first_error_init(&j.err)) return sw__fail(SW_ENOMEM, "sw_add_batch: initialising a mutex");
