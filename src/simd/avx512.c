@@ -279,6 +279,7 @@ SW_AVX512 static inline __m512i popcount_bytes(__m512i x) {
 }
 
 SW_AVX512 float sw_dist_hamming_b1_avx512(const void *va, const void *vb, size_t n) {
+    if (n < 64) return sw_dist_hamming_b1_avx2(va, vb, n); /* POPCNT on words wins there */
     const uint8_t *a = va, *b = vb;
     __m512i s = _mm512_setzero_si512(), u = _mm512_setzero_si512();
     size_t i = 0;
@@ -304,6 +305,7 @@ SW_AVX512 float sw_dist_hamming_b1_avx512(const void *va, const void *vb, size_t
 SW__DIST4_FROM_ONE(hamming, b1, avx512)
 
 SW_VPOPCNT float sw_dist_hamming_b1_vpopcnt(const void *va, const void *vb, size_t n) {
+    if (n < 64) return sw_dist_hamming_b1_avx2(va, vb, n); /* POPCNT on words wins there */
     const uint8_t *a = va, *b = vb;
     __m512i s = _mm512_setzero_si512(), u = _mm512_setzero_si512();
     size_t i = 0;
