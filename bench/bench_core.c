@@ -256,6 +256,7 @@ typedef struct {
     const char *base, *query, *gt, *csv, *name;
     uint32_t M, efc;
     size_t k, nq;
+    size_t tile; /* each pass runs the query set this many times */
     uint32_t *efs;
     size_t n_ef;
     unsigned repeat;
@@ -271,7 +272,7 @@ static void usage(FILE *to)
 {
     fputs("usage: sw_bench --base FILE --query FILE --gt FILE [--M 16] [--efc 200] [--k 10]\n"
           "                [--ef 10,16,24,32,48,64,96,128,192,256,384,512] [--repeat 3]\n"
-          "                [--metric l2|ip|cosine|l1] [--csv OUT.csv] [--nq N] [--name DATASET]\n"
+          "                [--metric l2|ip|cosine|l1] [--csv OUT.csv] [--nq N] [--tile R] [--name DATASET]\n"
           "                [--threads 1] [--search-threads T1,T2,...] [--search-api single|batch]\n"
           "Files: big-ann-benchmarks layout (int32 n, int32 d, row-major data); element type\n"
           "from the extension: .fbin float32, .u8bin uint8, .i8bin int8, .ibin int32.\n"
@@ -398,6 +399,7 @@ static void parse_args(int argc, char **argv, args *a)
         else if (!strcmp(o, "--efc")) a->efc = (uint32_t)parse_ulong(o, v, 1, SW_MAX_EF);
         else if (!strcmp(o, "--k")) a->k = (size_t)parse_ulong(o, v, 1, 100000);
         else if (!strcmp(o, "--nq")) a->nq = (size_t)parse_ulong(o, v, 1, (unsigned long)INT32_MAX);
+        else if (!strcmp(o, "--tile")) a->tile = (size_t)parse_ulong(o, v, 1, 1000);
         else if (!strcmp(o, "--repeat")) a->repeat = (unsigned)parse_ulong(o, v, 1, 1000);
         else if (!strcmp(o, "--ef")) { free(a->efs); parse_ef_list(a, v); }
         else if (!strcmp(o, "--threads"))
@@ -635,6 +637,22 @@ int main(int argc, char **argv)
     fclose(fb);
     query = read_vectors(fq, &hq, nq);
     fclose(fq);
+    if (a.tile > 1) {
+        /* Longer passes: with 1000 queries a pass at low ef is a few tens of
+         * milliseconds, short enough for timer and scheduler noise to show.
+         * Repeating the set keeps recall as it is and scales the pass. */
+        float *tq = xmalloc(a.tile * nq * d * sizeof(float));
+        int32_t *tg = xmalloc(a.tile * nq * hg.d * sizeof(int32_t));
+        for (size_t r = 0; r < a.tile; r++) {
+            memcpy(tq + r * nq * d, query, nq * d * sizeof(float));
+            memcpy(tg + r * nq * hg.d, gt, nq * hg.d * sizeof(int32_t));
+        }
+        free(query);
+        free(gt);
+        query = tq;
+        gt = tg;
+        nq *= a.tile;
+    }
 
     if (a.csv) {
         csv = fopen(a.csv, "w");

@@ -54,7 +54,7 @@ smallworld picks its kernels at run time.
 
   python3 hnswlib_core.py --base B.fbin --query Q.fbin --gt GT.ibin [--M 16]
       [--efc 200] [--k 10] [--ef 10,16,...] [--repeat 3] [--metric l2|ip|cosine]
-      [--csv OUT.csv] [--nq N] [--name DATASET] [--threads 1]
+      [--csv OUT.csv] [--nq N] [--tile R] [--name DATASET] [--threads 1]
       [--search-threads T1,T2,...] [--search-api single|batch]
 """
 import argparse
@@ -184,6 +184,8 @@ def main():
     ap.add_argument("--metric", default="l2")
     ap.add_argument("--csv")
     ap.add_argument("--nq", type=int)
+    ap.add_argument("--tile", type=int, default=1,
+                    help="run the query set this many times per pass (longer, steadier passes)")
     ap.add_argument("--name")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--search-threads")
@@ -241,6 +243,10 @@ def main():
                         f"base set (0..{nb - 1}); is it the ground truth of this base file?")
     base = np.ascontiguousarray(read_rows(args.base, bt, d, nb), dtype=np.float32)
     query = np.ascontiguousarray(read_rows(args.query, qt, d, nq), dtype=np.float32)
+    if args.tile > 1:
+        query = np.ascontiguousarray(np.tile(query, (args.tile, 1)))
+        gt = np.tile(gt, (args.tile, 1))
+        nq *= args.tile
     for what, arr, path in (("base", base, args.base), ("query", query, args.query)):
         badrow = np.flatnonzero(~np.isfinite(arr).all(axis=1))
         if len(badrow):
