@@ -24,7 +24,9 @@
  * and as adds and updates (sw_add, sw_add_batch, from any number of
  * threads); there is no cap on concurrent readers.  A search running
  * during adds sees each vector either not yet added or fully added; an
- * update is seen whole, before or after.  Memory a search may be reading
+ * update is seen whole, before or after (to copy its vector, an update
+ * waits for the searches in flight and holds new ones back for the length
+ * of the copy; a long sw_search_exact delays it).  Memory a search may be reading
  * is never freed under it.  sw_save may run during adds: it waits for the
  * adds in flight, holds new ones back while it writes, and saves one
  * consistent moment of the index.  The exceptions: sw_free must not run

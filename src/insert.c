@@ -119,9 +119,9 @@ static size_t select_neighbors(const sw_index *ix, const sw__cand *cand, size_t 
  * at least 2 (indeg_release); a list that may not drop a node keeps it, in
  * place of its furthest newly added entry.  One always exists: a full new
  * list that leaves out an old entry holds more new entries than it leaves
- * out old ones.  A count is raised before the link it counts is stored and
- * lowered before the link is removed, so it never claims an in-link that
- * is not there.
+ * out old ones.  A count is raised (once the list is settled) before the
+ * link it counts is stored, and lowered before the link is removed, so it
+ * never claims an in-link that will not be there.
  */
 
 static bool in_list(const uint32_t *ids, size_t n, uint32_t x) {
@@ -158,8 +158,10 @@ static void write_links(const sw_index *ix, uint32_t base, int layer, const sw__
         dist[i] = sel[i].dist;
     }
     if (layer == 0) {
-        for (size_t i = 0; i < r; i++)
-            if (!in_list(old, nold, ids[i])) indeg_add(ix, ids[i], 1);
+        /* First settle which old entries go, then count the new ones: a
+         * count raised for an entry that is then displaced would, for a
+         * moment, vouch for an in-link that never gets stored, and another
+         * writer could release the node's real last one against it. */
         for (uint32_t j = 0; j < nold; j++) {
             uint32_t x = old[j];
             if (in_list(ids, r, x) || indeg_release(ix, x)) continue;
@@ -172,10 +174,11 @@ static void write_links(const sw_index *ix, uint32_t base, int layer, const sw__
             for (size_t i = 0; i < r; i++)
                 if (!in_list(old, nold, ids[i]) && (v == r || dist[i] > dist[v])) v = i;
             if (v == r) continue; /* impossible, see above; x then stays counted */
-            indeg_add(ix, ids[v], -1);
             ids[v] = x;
             dist[v] = -INFINITY;
         }
+        for (size_t i = 0; i < r; i++)
+            if (!in_list(old, nold, ids[i])) indeg_add(ix, ids[i], 1);
     }
     for (size_t i = 0; i < r; i++) SW__STORE(&links[1 + i], ids[i]);
     SW__STORE(&links[0], (uint32_t)r);
@@ -244,7 +247,8 @@ static void adopt_orphan(const sw_index *ix, uint32_t s) {
             uint32_t victim = 0;
             float worst = 0;
             for (uint32_t j = 1; j <= deg; j++) {
-                if (tried[j - 1] || *sw__indeg_ptr(ix, links[j]) < 2) continue;
+                if (tried[j - 1] || __atomic_load_n(sw__indeg_ptr(ix, links[j]), __ATOMIC_RELAXED) < 2)
+                    continue;
                 float dj = ix->dist(ve, sw__vec(ix, links[j]), ix->dim);
                 if (victim == 0 || dj > worst) {
                     victim = j;

@@ -145,7 +145,8 @@ sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work) {
     if (c->visited_cap < vis) {
         if (!regrow(m, (void **)&c->visited, &c->visited_cap, vis, sizeof *c->visited)) goto fail;
         memset(c->visited, 0, c->visited_cap * sizeof *c->visited);
-        c->epoch = 0;
+        memset(c->extra, 0, sizeof *c->extra << SW__EXTRA_BITS);
+        c->epoch = c->extra_epoch = c->extra_used = 0;
     }
     if (!regrow(m, (void **)&c->pool, &c->pool_cap, pool, sizeof *c->pool)) goto fail;
     if (!regrow(m, (void **)&c->expanded, &c->expanded_cap, pool, 1)) goto fail;
