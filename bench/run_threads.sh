@@ -51,25 +51,9 @@ PYTHON=${PYTHON:-python3}
 THREADS=${THREADS:-2}
 SEARCH_THREADS=${SEARCH_THREADS:-1,$THREADS}
 
-[ -d "$DATA" ] || die "data directory $DATA does not exist"
-pick() {  # pick NAME: the one DATA/NAME.{fbin,u8bin,i8bin} that exists
-    local found=() ext
-    for ext in fbin u8bin i8bin; do
-        [ -f "$DATA/$1.$ext" ] && found+=("$DATA/$1.$ext")
-    done
-    [ ${#found[@]} -eq 1 ] || die "expected exactly one of $DATA/$1.{fbin,u8bin,i8bin}, found ${#found[@]}"
-    echo "${found[0]}"
-}
-BASE=$(pick base)
-QUERY=$(pick query)
-GT=$DATA/gt.ibin
-[ -f "$GT" ] || die "$GT does not exist"
-SW=$BUILD/bench/sw_bench
-[ -x "$SW" ] || die "$SW not found; build it with: cmake -S . -B $BUILD -DCMAKE_BUILD_TYPE=Release && cmake --build $BUILD --target sw_bench"
-[ -f "$HERE/hnswlib_core.py" ] || die "$HERE/hnswlib_core.py not found"
+# shellcheck source=bench/bench_files.sh
+. "$HERE/bench_files.sh"
 "$PYTHON" -c 'import hnswlib, numpy' 2>/dev/null || die "$PYTHON cannot import hnswlib and numpy; pip install hnswlib numpy"
-
-NAME=$(basename "$(cd "$DATA" && pwd)")
 OUT=${SW_BENCH_OUT:-$(mktemp -d /tmp/sw_threads.XXXXXX)}
 mkdir -p "$OUT"
 COMMON=(--base "$BASE" --query "$QUERY" --gt "$GT" --name "$NAME" --M 16 --efc 200 --repeat 5

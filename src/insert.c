@@ -184,6 +184,15 @@ static void write_links(const sw_index *ix, uint32_t base, int layer, const sw__
     SW__STORE(&links[0], (uint32_t)r);
 }
 
+/* Append s to a list with room (the caller holds its node's lock): the
+ * count first, then the id, then the length readers go by. */
+static void append_link(const sw_index *ix, uint32_t *links, uint32_t s, int layer) {
+    uint32_t deg = links[0];
+    if (layer == 0) indeg_add(ix, s, 1);
+    SW__STORE(&links[1 + deg], s);
+    SW__STORE(&links[0], deg + 1);
+}
+
 /* Re-select the list of `base` on `layer` from cand[0..n) (unsorted).
  * The caller holds base's lock. */
 static void reselect(const sw_index *ix, uint32_t base, int layer, sw__cand *cand, size_t n) {
@@ -204,9 +213,7 @@ static void add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int la
     if (in_list(links + 1, deg, s)) {
         /* already linked */
     } else if (deg < sw__max_degree(ix, layer)) {
-        if (layer == 0) indeg_add(ix, s, 1);
-        SW__STORE(&links[1 + deg], s);
-        SW__STORE(&links[0], deg + 1);
+        append_link(ix, links, s, layer);
     } else {
         const float *ve = sw__vec(ix, e);
         for (uint32_t j = 0; j < deg; j++)
@@ -215,6 +222,14 @@ static void add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int la
         reselect(ix, e, layer, scratch, deg + 1);
     }
     sw__node_unlock(ix, e);
+}
+
+/* Furthest first; among equals, the earlier position in the list. */
+static int far_first(const void *pa, const void *pb) {
+    const sw__cand *a = pa, *b = pb;
+    if (a->dist > b->dist) return -1;
+    if (a->dist < b->dist) return 1;
+    return (a->id > b->id) - (a->id < b->id);
 }
 
 /*
@@ -235,32 +250,23 @@ static void adopt_orphan(const sw_index *ix, uint32_t s) {
         uint32_t deg = links[0];
         bool done = in_list(links + 1, deg, s);
         if (!done && deg < ix->M0) {
-            indeg_add(ix, s, 1);
-            SW__STORE(&links[1 + deg], s);
-            SW__STORE(&links[0], deg + 1);
+            append_link(ix, links, s, 0);
             done = true;
         }
-        /* furthest first, among links whose node has another in-link */
-        const float *ve = sw__vec(ix, e);
-        uint8_t tried[SW_MAX_M0] = {0};
-        while (!done) {
-            uint32_t victim = 0;
-            float worst = 0;
-            for (uint32_t j = 1; j <= deg; j++) {
-                if (tried[j - 1] || __atomic_load_n(sw__indeg_ptr(ix, links[j]), __ATOMIC_RELAXED) < 2)
-                    continue;
-                float dj = ix->dist(ve, sw__vec(ix, links[j]), ix->dim);
-                if (victim == 0 || dj > worst) {
-                    victim = j;
-                    worst = dj;
-                }
+        /* Otherwise replace the furthest link whose node has another
+         * in-link: furthest first, each tried with indeg_release. */
+        if (!done) {
+            const float *ve = sw__vec(ix, e);
+            sw__cand by[SW_MAX_M0];
+            for (uint32_t j = 0; j < deg; j++)
+                by[j] = (sw__cand){ix->dist(ve, sw__vec(ix, links[1 + j]), ix->dim), j + 1};
+            qsort(by, deg, sizeof *by, far_first); /* .id is the position in the list */
+            for (uint32_t j = 0; j < deg && !done; j++) {
+                if (!indeg_release(ix, links[by[j].id])) continue;
+                indeg_add(ix, s, 1);
+                SW__STORE(&links[by[j].id], s);
+                done = true;
             }
-            if (victim == 0) break;
-            tried[victim - 1] = 1;
-            if (!indeg_release(ix, links[victim])) continue;
-            indeg_add(ix, s, 1);
-            SW__STORE(&links[victim], s);
-            done = true;
         }
         sw__node_unlock(ix, e);
         if (done) return;
@@ -524,8 +530,7 @@ sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) 
 
     bool is_new = false;
     if (slot == SW__NONE) {
-        uint32_t *upper = NULL;
-        level = sw__level_for(ix, label);
+        uint32_t *upper = NULL; /* level is sw__level_for(label), from above */
         if (level > 0 && !(upper = sw__upper_alloc(ix, level))) {
             st = sw__fail(SW_ENOMEM, "sw_add: allocating links for level %d", level);
             goto done;

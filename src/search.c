@@ -81,6 +81,7 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
     }
 
     uint32_t fresh[SW_MAX_M0];
+    const void *fvec[SW_MAX_M0]; /* their vectors, found once for prefetch and distance */
     size_t cur = 0;
     while (cur < n) {
         expanded[cur] = 1;
@@ -97,20 +98,18 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
             } else if (!sw__visit_extra(c, nb)) {
                 continue;
             }
+            fvec[nf] = sw__vec(ix, nb);
+            SW__PREFETCH(fvec[nf]);
             fresh[nf++] = nb;
-            SW__PREFETCH(sw__vec(ix, nb));
         }
         size_t lowest = n;
         for (size_t j = 0; j < nf; j += 4) {
             float d[4];
             size_t m = nf - j < 4 ? nf - j : 4;
-            if (m == 4) {
-                const void *v[4] = {sw__vec(ix, fresh[j]), sw__vec(ix, fresh[j + 1]),
-                                    sw__vec(ix, fresh[j + 2]), sw__vec(ix, fresh[j + 3])};
-                dist4(q, v, dim, d);
-            } else {
-                for (size_t t = 0; t < m; t++) d[t] = dist(q, sw__vec(ix, fresh[j + t]), dim);
-            }
+            if (m == 4)
+                dist4(q, fvec + j, dim, d);
+            else
+                for (size_t t = 0; t < m; t++) d[t] = dist(q, fvec[j + t], dim);
             for (size_t t = 0; t < m; t++) {
                 if (n < ef || d[t] < pool[n - 1].dist) {
                     sw__cand e = {d[t], fresh[j + t]};
@@ -129,16 +128,18 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
 
 void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
     uint32_t ids[SW_MAX_M0];
+    const void *vec[SW_MAX_M0];
     for (;;) {
         const uint32_t *links = sw__links(ix, cur->id, layer);
         uint32_t deg = SW__LOAD(&links[0]);
         bool moved = false;
         for (uint32_t j = 0; j < deg; j++) {
             ids[j] = SW__LOAD(&links[1 + j]);
-            SW__PREFETCH(sw__vec(ix, ids[j]));
+            vec[j] = sw__vec(ix, ids[j]);
+            SW__PREFETCH(vec[j]);
         }
         for (uint32_t j = 0; j < deg; j++) {
-            float d = ix->dist(q, sw__vec(ix, ids[j]), ix->dim);
+            float d = ix->dist(q, vec[j], ix->dim);
             if (d < cur->dist) {
                 cur->dist = d;
                 cur->id = ids[j];

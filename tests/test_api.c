@@ -43,26 +43,6 @@ static sw_options opts_for(uint32_t dim, sw_metric metric)
     return o;
 }
 
-/* The message must lead with the status text, as the header promises. */
-static void check_last_error_names(sw_status st, const char *file, int line)
-{
-    const char *msg = sw_last_error();
-    const char *text = sw_strerror(st);
-
-    if (msg == NULL || msg[0] == '\0')
-        sw_test_fail_at(file, line, "sw_last_error() is empty after %s",
-                        sw_test_status_name(st));
-    else if (strncmp(msg, text, strlen(text)) != 0)
-        sw_test_fail_at(file, line, "sw_last_error() \"%s\" does not start with \"%s\"", msg,
-                        text);
-}
-
-#define CHECK_FAILS_WITH(call, expected)                                       \
-    do {                                                                       \
-        CHECK_STATUS(call, expected);                                          \
-        check_last_error_names((expected), __FILE__, __LINE__);                \
-    } while (0)
-
 /* ===================================================================== */
 /* Version, status codes, errors                                         */
 /* ===================================================================== */
@@ -113,7 +93,7 @@ TEST(api_last_error_after_failure_and_not_cleared_by_success)
 
     CHECK_STATUS(sw_create(&o, &ix), SW_EDIM);
     CHECK(ix == NULL);
-    check_last_error_names(SW_EDIM, __FILE__, __LINE__);
+    tu_check_last_error_names(SW_EDIM, __FILE__, __LINE__);
     CHECK(sw_last_error() != NULL);
     snprintf(saved, sizeof saved, "%s", sw_last_error());
 
@@ -123,7 +103,7 @@ TEST(api_last_error_after_failure_and_not_cleared_by_success)
 
     /* A different failure replaces the message. */
     CHECK_STATUS(sw_set_ef(ix, 0), SW_EEF);
-    check_last_error_names(SW_EEF, __FILE__, __LINE__);
+    tu_check_last_error_names(SW_EEF, __FILE__, __LINE__);
     sw_free(ix);
 }
 

@@ -372,23 +372,6 @@ TEST(concurrent_batch_add_recall_matches_sequential)
 /* Refusals                                                              */
 /* ===================================================================== */
 
-/* The status text leads sw_last_error(), as the header promises. */
-static void check_last_error_names(sw_status st, const char *file, int line)
-{
-    const char *msg = sw_last_error();
-    const char *text = sw_strerror(st);
-
-    if (strncmp(msg, text, strlen(text)) != 0)
-        sw_test_fail_at(file, line, "sw_last_error() \"%s\" does not start with \"%s\"", msg,
-                        text);
-}
-
-#define CHECK_FAILS_WITH(call, expected)                                       \
-    do {                                                                       \
-        CHECK_STATUS(call, expected);                                          \
-        check_last_error_names((expected), __FILE__, __LINE__);                \
-    } while (0)
-
 /* The index answers exactly as in s0 (probes, count, saved bytes). */
 static void check_unchanged(const sw_index *ix, const tu_snapshot *s0, const float *probes,
                             size_t n_probes, const char *dir, const char *what, int line)

@@ -622,3 +622,16 @@ size_t tu_alloc_injected(tu_alloc *t)
     pthread_mutex_unlock(&t->mu);
     return v;
 }
+
+void tu_check_last_error_names(sw_status st, const char *file, int line)
+{
+    const char *msg = sw_last_error();
+    const char *text = sw_strerror(st);
+
+    if (msg == NULL || msg[0] == '\0')
+        sw_test_fail_at(file, line, "sw_last_error() is empty after %s",
+                        sw_test_status_name(st));
+    else if (strncmp(msg, text, strlen(text)) != 0)
+        sw_test_fail_at(file, line, "sw_last_error() \"%s\" does not start with \"%s\"", msg,
+                        text);
+}

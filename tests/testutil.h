@@ -156,4 +156,15 @@ size_t tu_alloc_injected(tu_alloc *t);
                             (t)->errors, (t)->first_error);                    \
     } while (0)
 
+/* sw_last_error() must be non-empty and lead with sw_strerror(st), as the
+ * header promises; a failure is reported at file:line. */
+void tu_check_last_error_names(sw_status st, const char *file, int line);
+
+/* The call fails with `expected`, and sw_last_error() names it. */
+#define CHECK_FAILS_WITH(call, expected)                                       \
+    do {                                                                       \
+        CHECK_STATUS(call, expected);                                          \
+        tu_check_last_error_names((expected), __FILE__, __LINE__);             \
+    } while (0)
+
 #endif /* SW_TESTUTIL_H */
