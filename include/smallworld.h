@@ -29,7 +29,8 @@
  * of the copy; a long sw_search_exact delays it).  Memory a search may be reading
  * is never freed under it.  sw_save may run during adds: it waits for the
  * adds in flight, holds new ones back while it writes, and saves one
- * consistent moment of the index.  The exceptions: sw_free must not run
+ * consistent moment of the index.  Deletions (sw_delete, sw_compact) run
+ * during searches and wait for adds (see "Deleting").  The exceptions: sw_free must not run
  * at the same time as any other call on that index, and sw_load returns
  * an index no other thread has yet.  Distinct indexes are independent.
  */
@@ -52,9 +53,9 @@ extern "C" {
 #endif
 
 #define SW_VERSION_MAJOR 0
-#define SW_VERSION_MINOR 1
+#define SW_VERSION_MINOR 2
 #define SW_VERSION_PATCH 0
-#define SW_VERSION_STRING "0.1.0"
+#define SW_VERSION_STRING "0.2.0"
 
 /** The library's version string, e.g. "0.1.0". */
 SW_API const char *sw_version(void);
@@ -206,7 +207,8 @@ SW_API void sw_free(sw_index *index);
 /**
  * Add `vector` (dim floats, read and copied; any alignment) under `label`.
  * If the label is already present, its vector is replaced and its
- * neighbourhood re-linked: an update, not a duplicate.  With the cosine
+ * neighbourhood re-linked: an update, not a duplicate (a tombstoned label
+ * is brought back with the new vector).  With the cosine
  * metric the vector is stored normalised (a zero vector is stored as zero
  * and is at distance 1 from everything).
  *
@@ -247,8 +249,30 @@ SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const flo
  * Per-search parameters.  Pass NULL for the defaults, or start from
  * sw_search_params_default().
  */
+/**
+ * A filter: return nonzero to accept `label` as a result, 0 to reject it.
+ * Called from the searching thread (from several threads at once in
+ * sw_search_batch), for only some of the index's labels and in no set
+ * order; it must not call back into the index.
+ */
+typedef int (*sw_filter_fn)(uint64_t label, void *ctx);
+
 typedef struct sw_search_params {
     uint32_t ef; /**< candidate list size; 0 = the index default; raised to k if smaller */
+    /** Filtered search: only labels the filter accepts, and (when `allow`
+     * is not NULL) only labels among allow[0..n_allow), are returned.  Both
+     * may be set; a result then passes both.  A rejected node still guides
+     * the walk through the graph; it is never a result.  Labels in `allow`
+     * that are not in the index are ignored; duplicates are harmless.
+     * When fewer than k labels pass, the search returns those it finds
+     * (possibly none); that is not an error.  When the accepted share of
+     * the index is small, the search scores the accepted vectors exactly
+     * instead of walking the graph (the selectivity is counted for an
+     * allow-list and estimated from a sample for a callback). */
+    sw_filter_fn filter;
+    void *filter_ctx;
+    const uint64_t *allow;
+    size_t n_allow;
 } sw_search_params;
 
 SW_API sw_search_params sw_search_params_default(void);
@@ -276,7 +300,8 @@ SW_API sw_status sw_search(const sw_index *index, const float *query, size_t dim
 
 /**
  * Exact (brute-force) k nearest neighbours, with the same signature and
- * result convention as sw_search().  params->ef is ignored.  This is the
+ * result convention as sw_search().  params->ef is ignored; the filters in
+ * params apply (with an allow-list only the allowed vectors are scored).  This is the
  * oracle the tests measure recall against.  Cost: one distance per stored
  * vector.
  */
@@ -304,11 +329,99 @@ SW_API sw_status sw_search_batch(const sw_index *index, const float *queries, si
                                  size_t threads);
 
 /**
+ * Range search: the labels within distance `radius` of `query` (distance
+ * <= radius, in the units of the metric: squared L2, 1 - dot for inner
+ * product, 1 - cosine; for a similarity threshold t under IP or cosine pass
+ * 1 - t), nearest first, at most `max_count` of them: when more are in
+ * range, the nearest max_count.  labels and distances (either may be NULL)
+ * hold max_count entries; *n_found is the number written.  Filters and
+ * tombstones apply as in sw_search.  The walk finds the neighbourhood of
+ * the query with params->ef (as sw_search), then, when max_count exceeds
+ * ef, floods outwards through every node in range, so a large max_count
+ * (up to the index size) returns the whole region.
+ *
+ * Errors: as sw_search, with SW_EK for max_count == 0 and SW_EINVAL for a
+ * radius that is NaN or negative under L2 or L1.
+ */
+SW_API sw_status sw_search_range(const sw_index *index, const float *query, size_t dim,
+                                 float radius, size_t max_count,
+                                 const sw_search_params *params, uint64_t *labels,
+                                 float *distances, size_t *n_found);
+
+/** sw_search_range by scoring every vector: the oracle for range search. */
+SW_API sw_status sw_search_range_exact(const sw_index *index, const float *query, size_t dim,
+                                       float radius, size_t max_count,
+                                       const sw_search_params *params, uint64_t *labels,
+                                       float *distances, size_t *n_found);
+
+/**
  * Set the default search ef (used when a search passes ef = 0).
  * Errors: SW_ENULL, SW_EEF (ef == 0 or ef > SW_MAX_EF).  Searches that
  * already started keep the ef they began with.
  */
 SW_API sw_status sw_set_ef(sw_index *index, uint32_t ef);
+
+/* ===================================================================== */
+/* Deleting                                                              */
+/* ===================================================================== */
+
+/*
+ * Two kinds of deletion.
+ *
+ * A tombstone (sw_mark_deleted) hides a label from every search at once
+ * and can be taken back (sw_unmark_deleted), as hnswlib's mark_deleted
+ * does.  The node stays in the graph, where searches still walk through
+ * it, and keeps its memory.  Many tombstones make searches slower (the
+ * walk must go further to find k live results) until sw_compact.
+ *
+ * A true deletion (sw_delete, and sw_compact for every tombstone at once)
+ * removes the node from the graph: every list that pointed to it is
+ * repaired (its neighbours are offered in its place and the heuristic
+ * re-selects), nodes left without in-links are re-attached, lists left
+ * short get new neighbours by a search, and the entry point moves if it
+ * was the one deleted.  Its slot is recycled by a later add once no
+ * search that might still be looking at it is running, so memory stays
+ * flat over any number of delete/insert cycles.
+ *
+ * Counting: sw_count() is the number of live labels (searchable);
+ * sw_deleted_count() the tombstoned ones.  A tombstoned label is absent
+ * for sw_contains and sw_get (SW_ENOTFOUND), present for sw_is_deleted,
+ * and adding it again is an update that also lifts the tombstone.
+ *
+ * Threads: tombstones and adds run together.  sw_delete and sw_compact
+ * wait for adds (and tombstone changes) in flight and hold new ones back
+ * while they work; searches run throughout, and never return a deleted
+ * label once the call that deleted it has returned.
+ */
+
+/** Tombstone `label`.  Errors: SW_ENULL, SW_ENOTFOUND.  Marking a label
+ * that is already marked changes nothing and succeeds. */
+SW_API sw_status sw_mark_deleted(sw_index *index, uint64_t label);
+
+/** Lift the tombstone of `label`.  Errors: SW_ENULL, SW_ENOTFOUND (not in
+ * the index at all).  A label that is not marked is left as it is. */
+SW_API sw_status sw_unmark_deleted(sw_index *index, uint64_t label);
+
+/** 1 if `label` is in the index and tombstoned, else 0 (also for NULL). */
+SW_API int sw_is_deleted(const sw_index *index, uint64_t label);
+
+/** Number of tombstoned labels (0 for NULL). */
+SW_API size_t sw_deleted_count(const sw_index *index);
+
+/**
+ * Delete `label` for real (live or tombstoned; see above).  Cost: about
+ * what an insert costs.  For many labels at once, sw_mark_deleted each
+ * and then sw_compact, which repairs each affected list once.
+ * Errors: SW_ENULL, SW_ENOTFOUND, SW_ENOMEM (nothing changed).
+ */
+SW_API sw_status sw_delete(sw_index *index, uint64_t label);
+
+/**
+ * Turn every tombstone into a true deletion, on `threads` threads (0 =
+ * one per online CPU, at most SW_MAX_THREADS).  No tombstones: a no-op.
+ * Errors: SW_ENULL, SW_EINVAL (threads), SW_ENOMEM (nothing changed).
+ */
+SW_API sw_status sw_compact(sw_index *index, size_t threads);
 
 /* ===================================================================== */
 /* Looking things up                                                     */
@@ -317,14 +430,16 @@ SW_API sw_status sw_set_ef(sw_index *index, uint32_t ef);
 /**
  * Copy the stored vector of `label` into out[0..dim).  With the cosine
  * metric this is the normalised vector.
- * Errors: SW_ENULL, SW_EDIMMISMATCH, SW_ENOTFOUND.
+ * Errors: SW_ENULL, SW_EDIMMISMATCH, SW_ENOTFOUND (also for a tombstoned
+ * label, as hnswlib's get_items).
  */
 SW_API sw_status sw_get(const sw_index *index, uint64_t label, float *out, size_t dim);
 
-/** 1 if `label` is in the index, 0 if not or if index is NULL. */
+/** 1 if `label` is in the index and not tombstoned, 0 if not or if index
+ * is NULL. */
 SW_API int sw_contains(const sw_index *index, uint64_t label);
 
-/** Number of vectors in the index (0 for NULL). */
+/** Number of live (searchable, not tombstoned) vectors (0 for NULL). */
 SW_API size_t sw_count(const sw_index *index);
 
 /** Vector dimension (0 for NULL). */
@@ -357,7 +472,8 @@ SW_API size_t sw_memory_usage(const sw_index *index);
 /**
  * Save the index to `path`.  The file is written beside the target under a
  * temporary name, flushed to disk and renamed over the target, so a crash
- * leaves either the old file or the new one.  Safe during searches and
+ * leaves either the old file or the new one.  Tombstones are saved as
+ * such; truly deleted vectors are not in the file at all.  Safe during searches and
  * adds (see the top).
  * Errors: SW_ENULL, SW_EIO (see sw_last_error() for the OS message),
  * SW_ENOMEM.

@@ -193,8 +193,8 @@ sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vector
 typedef struct search_job {
     const sw_index *ix;
     const float *queries;
-    size_t nq, dim, k;
-    const sw_search_params *params;
+    size_t nq, dim, k, ef;
+    sw__filter filter; /* resolved once for every row */
     uint64_t *labels;
     float *distances;
     size_t *found;
@@ -209,8 +209,8 @@ static void search_task(void *arg, size_t task) {
         uint64_t *lab = j->labels + i * j->k;
         float *dist = j->distances ? j->distances + i * j->k : NULL;
         size_t nf = 0;
-        sw_status st = sw_search(j->ix, j->queries + i * j->dim, j->dim, j->k, j->params, lab,
-                                 dist, &nf);
+        sw_status st = sw__search_one(j->ix, j->queries + i * j->dim, j->k, j->ef, &j->filter,
+                                      lab, dist, &nf);
         /* A failed row (nf is then 0) is padded in full. */
         for (size_t r = nf; r < j->k; r++) {
             lab[r] = SW_NO_LABEL;
@@ -255,11 +255,17 @@ sw_status sw_search_batch(const sw_index *ix, const float *queries, size_t nq, s
      * the tasks got them: finished rows filled, the failed row padded, rows
      * no task reached untouched. */
     search_job j = {.ix = ix, .queries = queries, .nq = nq, .dim = dim, .k = k,
-                    .params = params, .labels = labels, .distances = distances, .found = found};
-    if (!first_error_init(&j.err))
+                    .ef = params && params->ef ? params->ef : sw_get_ef(ix),
+                    .labels = labels, .distances = distances, .found = found};
+    sw_status st = sw__filter_build(ix, params, &j.filter, "sw_search_batch");
+    if (st != SW_OK) return st;
+    if (!first_error_init(&j.err)) {
+        sw__filter_free(ix, &j.filter);
         return sw__fail(SW_ENOMEM, "sw_search_batch: initialising a mutex");
+    }
     sw__parallel(ix, threads, (nq + SEARCH_ROWS - 1) / SEARCH_ROWS, search_task, &j);
     pthread_mutex_destroy(&j.err.lock);
+    sw__filter_free(ix, &j.filter);
     if (j.err.status == SW_OK) return SW_OK;
     return sw__fail(j.err.status, "sw_search_batch: query %zu: %s", j.err.row, j.err.msg);
 }

@@ -1,8 +1,10 @@
 /*
  * check.c — the oracle and the inspector: exact search and graph checks.
  *
- * Exact search scores every stored vector and keeps the k best in a binary
- * max-heap (root = worst kept), O(n log k).  It is the ground truth every
+ * Exact search scores every live stored vector (or, with an allow-list,
+ * the allowed ones) and keeps the k best in a binary max-heap (root =
+ * worst kept), O(n log k); the scan itself is sw__scan in search.c, shared
+ * with the filtered search that falls back to it.  It is the ground truth every
  * recall test measures against, so it is kept deliberately simple; ties are
  * broken by slot order so that it is deterministic.
  *
@@ -22,72 +24,33 @@
 
 /* ==== Exact search ==== */
 
-static inline bool worse(sw__cand a, sw__cand b) {
-    return a.dist > b.dist || (a.dist == b.dist && a.id > b.id);
-}
-
-static void sift_down(sw__cand *h, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(h[l], h[m])) m = l;
-        if (r < n && worse(h[r], h[m])) m = r;
-        if (m == i) return;
-        sw__cand t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
 sw_status sw_search_exact(const sw_index *ix, const float *query, size_t dim, size_t k,
                           const sw_search_params *params, uint64_t *labels, float *distances,
                           size_t *n_found) {
-    (void)params;
     sw_status st = sw__check_query(ix, query, dim, k, n_found, "sw_search_exact");
     if (st != SW_OK) return st;
-    /* the nodes that exist now; adds that land meanwhile are not seen */
-    uint32_t count = sw__count(ix);
+    size_t count = sw__count(ix);
     size_t kk = k < count ? k : count;
+    sw__filter f;
+    if ((st = sw__filter_build(ix, params, &f, "sw_search_exact")) != SW_OK) return st;
     sw__ctx *c = sw__ctx_acquire(ix, 0, kk ? kk : 1);
-    if (!c) return SW_ENOMEM;
+    if (!c) {
+        sw__filter_free(ix, &f);
+        return SW_ENOMEM;
+    }
     st = sw__prepare_vector(ix, query, c->query);
-    if (st != SW_OK || kk == 0) goto done;
-
-    sw__gate_enter(&((sw_index *)ix)->gate);
-    sw__cand *h = c->work;
-    size_t n = 0;
-    for (uint32_t s = 0; s < count; s++) {
-        sw__cand e = {ix->dist(c->query, sw__vec(ix, s), ix->dim), s};
-        if (n < kk) {
-            /* sift up */
-            size_t i = n++;
-            h[i] = e;
-            while (i > 0 && worse(h[i], h[(i - 1) / 2])) {
-                sw__cand t = h[i];
-                h[i] = h[(i - 1) / 2];
-                h[(i - 1) / 2] = t;
-                i = (i - 1) / 2;
-            }
-        } else if (worse(h[0], e)) {
-            h[0] = e;
-            sift_down(h, n, 0);
+    if (st == SW_OK && kk) {
+        sw__gate_enter(&((sw_index *)ix)->gate);
+        size_t n = sw__scan(ix, c->query, kk, &f, c->work);
+        for (size_t i = 0; i < n; i++) {
+            if (labels) labels[i] = *sw__label_ptr(ix, c->work[i].id);
+            if (distances) distances[i] = c->work[i].dist;
         }
+        *n_found = n;
+        sw__gate_leave(&((sw_index *)ix)->gate);
     }
-    /* Pop the worst to the back: the array ends up sorted ascending. */
-    for (size_t m = n; m > 1; m--) {
-        sw__cand t = h[0];
-        h[0] = h[m - 1];
-        h[m - 1] = t;
-        sift_down(h, m - 1, 0);
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (labels) labels[i] = *sw__label_ptr(ix, h[i].id);
-        if (distances) distances[i] = h[i].dist;
-    }
-    *n_found = n;
-    sw__gate_leave(&((sw_index *)ix)->gate);
-done:
     sw__ctx_release(ix, c);
+    sw__filter_free(ix, &f);
     return st;
 }
 
@@ -119,13 +82,33 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
     int max_level;
     const uint32_t entry = sw__top(ix, &max_level);
     if (err && errlen) err[0] = 0;
-    if (ix->count == 0)
-        return entry == SW__NONE ? 0 : report(err, errlen, "empty index has an entry point");
+    /* FREE slots are out of the graph: nothing may link to them, and they
+     * count for nothing below. */
+    uint32_t nodes = 0, nfree = 0;
+    for (uint32_t s = 0; s < ix->count; s++) {
+        unsigned f = sw__flags(ix, s);
+        if (f & ~(unsigned)(SW__F_DELETED | SW__F_FREE) || f == (SW__F_DELETED | SW__F_FREE))
+            return report(err, errlen, "node %u has state %u", s, f);
+        if (f & SW__F_FREE) nfree++;
+        else nodes++;
+    }
+    if (nfree != ix->nfree)
+        return report(err, errlen, "%u free slots, %u counted", nfree, ix->nfree);
+    if (nodes == 0)
+        return entry == SW__NONE && max_level == -1
+                   ? 0
+                   : report(err, errlen, "empty index has entry point %u, level %d", entry, max_level);
     if (entry >= ix->count) return report(err, errlen, "entry point %u out of range", entry);
+    if (sw__flags(ix, entry) & SW__F_FREE)
+        return report(err, errlen, "entry point %u is a free slot", entry);
     if (sw__level(ix, entry) != max_level)
         return report(err, errlen, "entry point level %d != max level %d",
                       sw__level(ix, entry), max_level);
+    size_t dead = 0;
     for (uint32_t s = 0; s < ix->count; s++) {
+        unsigned f = sw__flags(ix, s);
+        if (f & SW__F_FREE) continue;
+        dead += (f & SW__F_DELETED) != 0;
         int lv = sw__level(ix, s);
         if (lv > max_level) return report(err, errlen, "node %u level %d > max", s, lv);
         if (sw__labels_find(&ix->labels, *sw__label_ptr(ix, s)) != s)
@@ -140,6 +123,8 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
                 if (t >= ix->count)
                     return report(err, errlen, "node %u layer %d link %u out of range", s, l, t);
                 if (t == s) return report(err, errlen, "node %u layer %d links to itself", s, l);
+                if (sw__flags(ix, t) & SW__F_FREE)
+                    return report(err, errlen, "node %u layer %d links to free slot %u", s, l, t);
                 if (sw__level(ix, t) < l)
                     return report(err, errlen, "node %u layer %d links to %u of level %d", s, l,
                                   t, sw__level(ix, t));
@@ -149,26 +134,29 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
             }
         }
     }
+    if (dead != ix->ndeleted)
+        return report(err, errlen, "%zu tombstones, %zu counted", dead, ix->ndeleted);
     {
         /* The stored layer-0 in-degrees must match the links. */
         uint32_t *deg = calloc(ix->count, sizeof *deg);
         if (!deg) return report(err, errlen, "out of memory while checking");
         for (uint32_t s = 0; s < ix->count; s++) {
+            if (sw__flags(ix, s) & SW__F_FREE) continue;
             const uint32_t *links = sw__links0(ix, s);
             for (uint32_t j = 1; j <= links[0]; j++) deg[links[j]]++;
         }
         uint32_t bad = SW__NONE;
         for (uint32_t s = 0; s < ix->count && bad == SW__NONE; s++)
-            if (deg[s] != *sw__indeg_ptr(ix, s)) bad = s;
+            if (!(sw__flags(ix, s) & SW__F_FREE) && deg[s] != *sw__indeg_ptr(ix, s)) bad = s;
         uint32_t want = bad == SW__NONE ? 0 : deg[bad];
         free(deg);
         if (bad != SW__NONE)
             return report(err, errlen, "node %u in-degree recorded %u, links say %u", bad,
                           *sw__indeg_ptr(ix, bad), want);
     }
-    if (ix->labels.used != ix->count)
+    if (ix->labels.used != nodes)
         return report(err, errlen, "label map holds %zu labels for %u nodes", ix->labels.used,
-                      ix->count);
+                      nodes);
 
     /* Reachability over the union of layers, by an explicit-stack DFS. */
     uint8_t *seen = calloc(ix->count, 1);
@@ -194,11 +182,11 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
         }
     }
     uint32_t first = 0;
-    while (reached < ix->count && seen[first]) first++;
+    while (reached < nodes && (seen[first] || (sw__flags(ix, first) & SW__F_FREE))) first++;
     free(seen);
     free(stack);
-    if (reached < ix->count)
+    if (reached < nodes)
         return report(err, errlen, "%zu of %u nodes unreachable from the entry point (first: %u)",
-                      ix->count - reached, ix->count, first);
+                      nodes - reached, nodes, first);
     return 0;
 }

@@ -235,6 +235,7 @@ sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **o
 
     sw__set_top(ix, SW__NONE, -1);
     ix->rng = o->seed;
+    ix->epoch = 1; /* pins are nonzero; 0 means idle */
     *out = ix;
     return SW_OK;
 }
@@ -253,6 +254,7 @@ void sw_free(sw_index *ix) {
     sw__ctx_pool_free(ix);
     sw__labels_free(&ix->mem, &ix->labels);
     sw__storage_free(ix);
+    sw__free(&ix->mem, ix->freed, ix->freed_cap * sizeof *ix->freed);
     destroy_locks(ix);
     sw_allocator a = ix->mem.a;
     a.free(a.ctx, ix, sizeof *ix);
@@ -260,7 +262,7 @@ void sw_free(sw_index *ix) {
 
 /* ==== Getters ==== */
 
-size_t sw_count(const sw_index *ix) { return ix ? sw__count(ix) : 0; }
+size_t sw_count(const sw_index *ix) { return ix ? sw__live(ix) : 0; }
 size_t sw_dim(const sw_index *ix) { return ix ? ix->dim : 0; }
 sw_metric sw_get_metric(const sw_index *ix) { return ix ? ix->metric : SW_METRIC_L2; }
 uint32_t sw_get_ef(const sw_index *ix) {
@@ -275,7 +277,8 @@ int sw_contains(const sw_index *ix, uint64_t label) {
     if (!ix) return 0;
     sw_index *mix = (sw_index *)ix;
     pthread_rwlock_rdlock(&mix->label_lock);
-    int found = sw__labels_find(&ix->labels, label) != SW__NONE;
+    uint32_t s = sw__labels_find(&ix->labels, label);
+    int found = s != SW__NONE && !(sw__flags(ix, s) & SW__F_DELETED);
     pthread_rwlock_unlock(&mix->label_lock);
     return found;
 }
@@ -361,13 +364,19 @@ sw_status sw_get(const sw_index *ix, uint64_t label, float *out, size_t dim) {
         return sw__fail(SW_EDIMMISMATCH, "sw_get: buffer has dimension %zu, the index %u", dim,
                         ix->dim);
     sw_index *mix = (sw_index *)ix;
+    /* The label lock is held across the copy: a true deletion removes the
+     * label under it before the slot can be recycled. */
     pthread_rwlock_rdlock(&mix->label_lock);
     uint32_t slot = sw__labels_find(&ix->labels, label);
+    bool dead = slot != SW__NONE && (sw__flags(ix, slot) & SW__F_DELETED);
+    if (slot != SW__NONE && !dead) {
+        sw__gate_enter(&mix->gate); /* not while an update copies a vector */
+        memcpy(out, sw__vec(ix, slot), ix->vec_bytes);
+        sw__gate_leave(&mix->gate);
+    }
     pthread_rwlock_unlock(&mix->label_lock);
-    if (slot == SW__NONE)
-        return sw__fail(SW_ENOTFOUND, "sw_get: label %llu", (unsigned long long)label);
-    sw__gate_enter(&mix->gate); /* not while an update copies a vector */
-    memcpy(out, sw__vec(ix, slot), ix->vec_bytes);
-    sw__gate_leave(&mix->gate);
+    if (slot == SW__NONE || dead)
+        return sw__fail(SW_ENOTFOUND, "sw_get: label %llu%s", (unsigned long long)label,
+                        dead ? " is marked deleted" : "");
     return SW_OK;
 }

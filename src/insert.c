@@ -52,7 +52,7 @@
 
 /* ==== Neighbour selection (Algorithm 4) ==== */
 
-static int cand_cmp(const void *pa, const void *pb) {
+int sw__cand_cmp(const void *pa, const void *pb) {
     const sw__cand *a = pa, *b = pb;
     if (a->dist < b->dist) return -1;
     if (a->dist > b->dist) return 1;
@@ -61,8 +61,8 @@ static int cand_cmp(const void *pa, const void *pb) {
 
 /* From cand[0..n), sorted ascending by distance to the base, choose at most
  * m into out[].  Returns how many. */
-static size_t select_neighbors(const sw_index *ix, const sw__cand *cand, size_t n, size_t m,
-                               sw__cand *out) {
+size_t sw__select_neighbors(const sw_index *ix, const sw__cand *cand, size_t n, size_t m,
+                            sw__cand *out) {
     sw__cand copies[SW_MAX_M0];
     size_t r = 0, i = 0, ncopies = 0;
     for (; i < n && r < m; i++) {
@@ -197,8 +197,8 @@ static void append_link(const sw_index *ix, uint32_t *links, uint32_t s, int lay
  * The caller holds base's lock. */
 static void reselect(const sw_index *ix, uint32_t base, int layer, sw__cand *cand, size_t n) {
     sw__cand sel[SW_MAX_M0];
-    qsort(cand, n, sizeof *cand, cand_cmp);
-    size_t r = select_neighbors(ix, cand, n, sw__max_degree(ix, layer), sel);
+    qsort(cand, n, sizeof *cand, sw__cand_cmp);
+    size_t r = sw__select_neighbors(ix, cand, n, sw__max_degree(ix, layer), sel);
     write_links(ix, base, layer, sel, r);
 }
 
@@ -237,7 +237,7 @@ static int far_first(const void *pa, const void *pb) {
  * Make the nearest neighbour that can spare a link point to it, replacing
  * that neighbour's furthest link to a node with another in-link.
  */
-static void adopt_orphan(const sw_index *ix, uint32_t s) {
+void sw__adopt_orphan(const sw_index *ix, uint32_t s) {
     uint32_t mine[SW_MAX_M0];
     const uint32_t *ml = sw__links(ix, s, 0);
     uint32_t nmine = SW__LOAD(&ml[0]);
@@ -309,16 +309,16 @@ static void link_layer(const sw_index *ix, sw__ctx *c, const plan *p, uint32_t s
                 scratch[ncand++] = (sw__cand){ix->dist(c->query, sw__vec(ix, a), ix->dim), a};
             }
         }
-        qsort(scratch, ncand, sizeof *scratch, cand_cmp);
+        qsort(scratch, ncand, sizeof *scratch, sw__cand_cmp);
         cand = scratch;
     }
     sw__cand sel[SW_MAX_M0];
-    size_t r = select_neighbors(ix, cand, ncand, ix->M, sel);
+    size_t r = sw__select_neighbors(ix, cand, ncand, ix->M, sel);
     sw__node_lock(ix, slot);
     write_links(ix, slot, layer, sel, r);
     sw__node_unlock(ix, slot);
     for (size_t i = 0; i < r; i++) add_link(ix, sel[i].id, slot, sel[i].dist, layer, scratch);
-    if (layer == 0 && SW__LOAD(sw__indeg_ptr(ix, slot)) == 0) adopt_orphan(ix, slot);
+    if (layer == 0 && SW__LOAD(sw__indeg_ptr(ix, slot)) == 0) sw__adopt_orphan(ix, slot);
 }
 
 /* The candidate list size while inserting: ef_construction, at least M (a
@@ -460,6 +460,7 @@ static void init_record(sw_index *ix, uint32_t slot, const float *v, uint64_t la
     *sw__upper_ptr(ix, slot) = upper;
     *sw__level_ptr(ix, slot) = (uint8_t)level;
     *sw__lock_ptr(ix, slot) = 0;
+    SW__STORE(sw__flags_ptr(ix, slot), (uint8_t)0); /* live, once all of the above is */
 }
 
 /*
@@ -474,17 +475,30 @@ static sw_status claim(sw_index *ix, uint64_t label, const float *v, int level, 
     *is_new = *slot == SW__NONE;
     if (*is_new && (st = sw__labels_reserve(&ix->mem, &ix->labels, 1)) == SW_OK) {
         pthread_mutex_lock(&ix->grow_lock);
-        uint32_t count = ix->count;
-        if (count >= SW__MAX_SLOTS)
-            st = sw__fail(SW_EFULL, "sw_add: the index holds %u vectors", count);
-        else
-            st = sw__storage_reserve(ix, (size_t)count + 1);
-        if (st == SW_OK) {
-            *slot = count;
-            init_record(ix, count, v, label, level, upper);
-            SW__STORE(&ix->count, count + 1);
+        /* A freed slot no running operation can still see (delete.c), or
+         * a new one.  A recycled slot's old upper links go once the new
+         * record is in: nothing reads them any more. */
+        uint32_t reuse = sw__recycle(ix), count = ix->count;
+        uint32_t *old_upper = NULL;
+        int old_level = 0;
+        if (reuse != SW__NONE) {
+            old_level = sw__level(ix, reuse);
+            old_upper = *sw__upper_ptr(ix, reuse);
+            *slot = reuse;
+            init_record(ix, reuse, v, label, level, upper);
+        } else {
+            if (count >= SW__MAX_SLOTS)
+                st = sw__fail(SW_EFULL, "sw_add: the index holds %u vectors", count);
+            else
+                st = sw__storage_reserve(ix, (size_t)count + 1);
+            if (st == SW_OK) {
+                *slot = count;
+                init_record(ix, count, v, label, level, upper);
+                SW__STORE(&ix->count, count + 1);
+            }
         }
         pthread_mutex_unlock(&ix->grow_lock);
+        if (old_level > 0) sw__upper_free(ix, old_upper, old_level);
         if (st == SW_OK) sw__labels_put(&ix->labels, label, *slot);
     }
     pthread_rwlock_unlock(&ix->label_lock);
@@ -551,6 +565,10 @@ sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) 
         sw__gate_enter(&ix->gate);
         update(ix, c, &p, slot);
         sw__gate_leave(&ix->gate);
+        /* Adding a tombstoned label brings it back (as hnswlib does). */
+        uint8_t was = __atomic_fetch_and(sw__flags_ptr(ix, slot), (uint8_t)~SW__F_DELETED,
+                                         __ATOMIC_SEQ_CST);
+        if (was & SW__F_DELETED) __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
     }
 done:
     pthread_rwlock_unlock(&ix->save_lock);

@@ -38,7 +38,10 @@
  * lock (searches never touch it).  The one write that cannot be made safe
  * for a concurrent reader this way is an update overwriting a vector in
  * place: the gate (index.c) lets any number of searches and adds in, and
- * holds them out only for the copy of an updated vector.
+ * holds them out only for the copy of an updated vector.  Deletion takes a
+ * node out of every list while searches run, and recycles its slot only
+ * after a grace period (epoch-based reclamation, delete.c): each
+ * operation pins the epoch it started in on its scratch context.
  */
 #ifndef SW_INTERNAL_H
 #define SW_INTERNAL_H
@@ -139,6 +142,7 @@ SW__HIDDEN uint32_t sw__labels_find(const sw__labelmap *lm, uint64_t label);
 SW__HIDDEN sw_status sw__labels_reserve(sw__mem *m, sw__labelmap *lm, size_t extra);
 /* Insert a label known to be absent; room must have been reserved. */
 SW__HIDDEN void sw__labels_put(sw__labelmap *lm, uint64_t label, uint32_t slot);
+SW__HIDDEN void sw__labels_remove(sw__labelmap *lm, uint64_t label);
 SW__HIDDEN void sw__labels_free(sw__mem *m, sw__labelmap *lm);
 
 /* ==== Search scratch (storage.c) ==== */
@@ -172,6 +176,14 @@ typedef struct sw__ctx {
      * new nodes can still walk through them. */
     struct sw__mark { uint32_t id, epoch; } *extra;
     uint32_t extra_used, extra_epoch;
+    /* Reclamation (delete.c): the index epoch this context's operation
+     * started in, 0 while idle.  Every context ever made is on the index's
+     * ctx_all list, which is how a recycler finds the oldest operation. */
+    uint64_t pin;
+    struct sw__ctx *all_next;
+    /* Filtered search: the allowed-slot bitmap and its slots (search.c). */
+    uint8_t *bits;
+    size_t bits_cap;
 } sw__ctx;
 
 #define SW__EXTRA_BITS 11 /* 2048 marks; a search meets far fewer new nodes */
@@ -186,6 +198,22 @@ static inline bool sw__visit(sw__ctx *c, uint32_t id) {
     }
     return sw__visit_extra(c, id);
 }
+
+/* ==== Slot states (delete.c) ==== */
+
+/* One byte per slot.  0: a live node.  DELETED: a tombstone, not a result
+ * but still in the graph.  FREE: out of the graph (no list of a node that
+ * is not FREE points to it), its record kept as it was until the slot is
+ * recycled, which waits until no operation that began before the free is
+ * still running (see delete.c). */
+#define SW__F_DELETED 1u
+#define SW__F_FREE 2u
+
+/* A slot waiting to be recycled, and the index epoch of its release. */
+typedef struct sw__freed {
+    uint32_t slot;
+    uint64_t epoch;
+} sw__freed;
 
 /* ==== The gate (index.c) ==== */
 
@@ -239,9 +267,16 @@ struct sw_index {
     pthread_rwlock_t label_lock; /* the label map */
     pthread_rwlock_t save_lock;  /* adds share it; sw_save holds it alone */
     sw__gate gate;               /* searches and adds pass; updated vectors close it */
+    /* deletion (delete.c) */
+    size_t ndeleted;      /* tombstones (SW__LOAD) */
+    uint32_t nfree;       /* FREE slots (SW__LOAD; changed under grow_lock) */
+    uint64_t epoch;       /* reclamation epoch, starts at 1 (seq_cst builtins) */
+    sw__freed *freed;     /* FREE slots, oldest first: a ring under grow_lock */
+    size_t freed_cap, freed_head;
     /* scratch pool */
     pthread_mutex_t ctx_lock;
     sw__ctx *ctx_free;
+    sw__ctx *ctx_all;     /* every context, for the recycler (never shrinks) */
     /* worker threads for batch calls (pool.c) */
     pthread_mutex_t pool_lock;
     struct sw__pool *pool;
@@ -290,6 +325,15 @@ static inline int sw__level(const sw_index *ix, uint32_t slot) { return *sw__lev
 static inline uint8_t *sw__lock_ptr(const sw_index *ix, uint32_t slot) {
     return (uint8_t *)(sw__side(ix, slot) + sw__chunk_slots(ix) * 21) +
            (slot & ((1u << ix->chunk_shift) - 1));
+}
+/* The slot's state (SW__F_*), read with acquire: a slot seen live has its
+ * record complete. */
+static inline uint8_t *sw__flags_ptr(const sw_index *ix, uint32_t slot) {
+    return (uint8_t *)(sw__side(ix, slot) + sw__chunk_slots(ix) * 22) +
+           (slot & ((1u << ix->chunk_shift) - 1));
+}
+static inline unsigned sw__flags(const sw_index *ix, uint32_t slot) {
+    return SW__LOAD(sw__flags_ptr(ix, slot));
 }
 SW__HIDDEN void sw__node_lock(const sw_index *ix, uint32_t slot);
 static inline void sw__node_unlock(const sw_index *ix, uint32_t slot) {
@@ -363,7 +407,69 @@ SW__HIDDEN int sw__level_for(const sw_index *ix, uint64_t label);
 SW__HIDDEN sw_status sw__check_query(const sw_index *ix, const float *q, size_t dim, size_t k,
                                      size_t *n_found, const char *fn);
 
+/* ==== Insertion helpers shared with deletion (insert.c) ==== */
+
+/* Ascending distance, then slot (a qsort comparator for sw__cand). */
+SW__HIDDEN int sw__cand_cmp(const void *a, const void *b);
+/* Algorithm 4 over cand[0..n) sorted ascending by distance to the base:
+ * at most m chosen into out[]; returns how many. */
+SW__HIDDEN size_t sw__select_neighbors(const sw_index *ix, const sw__cand *cand, size_t n,
+                                       size_t m, sw__cand *out);
+/* Give `s`, which has no layer-0 in-link, one from a node it links to. */
+SW__HIDDEN void sw__adopt_orphan(const sw_index *ix, uint32_t s);
+
+/* ==== Deletion and recycling (delete.c) ==== */
+
+/* Announce that an operation using `c` starts / ends (see delete.c). */
+SW__HIDDEN void sw__pin(const sw_index *ix, sw__ctx *c);
+static inline void sw__unpin(sw__ctx *c) { __atomic_store_n(&c->pin, 0, __ATOMIC_RELEASE); }
+/* A FREE slot that no running operation can still see, taken off the
+ * ring, or SW__NONE.  Caller holds grow_lock. */
+SW__HIDDEN uint32_t sw__recycle(sw_index *ix);
+/* Live labels: slots in use less tombstones and FREE slots. */
+SW__HIDDEN size_t sw__live(const sw_index *ix);
+
 /* ==== Search (search.c) ==== */
+
+/* What a result must pass besides being live: a callback and an
+ * allowed-slot bitmap (either NULL). */
+typedef struct sw__accept {
+    sw_filter_fn fn;
+    void *fn_ctx;
+    const uint8_t *bits;
+    size_t nbits; /* slots the bitmap covers */
+} sw__accept;
+
+static inline bool sw__accepts(const sw_index *ix, const sw__accept *a, uint32_t id) {
+    if (sw__flags(ix, id)) return false;
+    if (a->bits && (id >= a->nbits || !(a->bits[id >> 3] & (1u << (id & 7))))) return false;
+    return !a->fn || a->fn(*sw__label_ptr(ix, id), a->fn_ctx);
+}
+
+/* A search's filter, resolved once (once per batch for sw_search_batch):
+ * the callback, and the allow-list's labels turned into sorted distinct
+ * slots (and a bitmap when the walk needs one). */
+typedef struct sw__filter {
+    sw_filter_fn fn;
+    void *fn_ctx;
+    bool has_allow;
+    uint32_t *slots; /* allowed slots, sorted, distinct */
+    size_t nslots, slots_bytes;
+    uint8_t *bits;   /* bitmap of slots, or NULL */
+    size_t nbits;
+} sw__filter;
+
+SW__HIDDEN sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p,
+                                      sw__filter *f, const char *fn);
+SW__HIDDEN void sw__filter_free(const sw_index *ix, sw__filter *f);
+/* Exact top k of the slots `f` allows (NULL: every live slot), sorted
+ * ascending into h[0..k); returns how many. */
+SW__HIDDEN size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *f,
+                           sw__cand *h);
+/* One search with a prepared filter; the body of sw_search. */
+SW__HIDDEN sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_t ef,
+                                    const sw__filter *f, uint64_t *labels, float *distances,
+                                    size_t *n_found);
 
 /*
  * Best-first search of one layer (Algorithm 2) from `nseeds` seeds (with
@@ -373,6 +479,13 @@ SW__HIDDEN sw_status sw__check_query(const sw_index *ix, const float *q, size_t 
 SW__HIDDEN size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q,
                                    const sw__cand *seeds, size_t nseeds, size_t ef,
                                    int layer, uint32_t exclude);
+/* The same walk where only nodes `acc` accepts count as results: the
+ * pool (capacity cap >= ef) keeps rejected nodes for navigation and is cut
+ * after its ef-th accepted entry; c->expanded[i] has bit 1 set for an
+ * accepted entry.  On layer 0, from the entry point's descent. */
+SW__HIDDEN size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q,
+                                       const sw__cand *seeds, size_t nseeds, size_t ef,
+                                       size_t cap, const sw__accept *acc);
 /* Greedy descent (ef = 1) on one layer from *cur; updates *cur. */
 SW__HIDDEN void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer);
 

@@ -70,6 +70,31 @@ void sw__labels_put(sw__labelmap *lm, uint64_t label, uint32_t slot) {
     lm->used++;
 }
 
+/* Backward-shift deletion: later entries of the probe run move up into
+ * the hole when their home bucket allows, so lookups never need
+ * tombstones and the map does not fill with them under delete/insert
+ * churn. */
+void sw__labels_remove(sw__labelmap *lm, uint64_t label) {
+    if (lm->cap == 0) return;
+    size_t mask = lm->cap - 1, i = mix(label) & mask;
+    for (;; i = (i + 1) & mask) {
+        if (lm->vals[i] == SW__NONE) return;
+        if (lm->keys[i] == label) break;
+    }
+    for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+        if (lm->vals[j] == SW__NONE) break;
+        size_t home = mix(lm->keys[j]) & mask;
+        /* j's entry may fill the hole at i unless its home lies in (i, j] */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        lm->keys[i] = lm->keys[j];
+        lm->vals[i] = lm->vals[j];
+        i = j;
+    }
+    lm->vals[i] = SW__NONE;
+    lm->used--;
+}
+
 void sw__labels_free(sw__mem *m, sw__labelmap *lm) {
     sw__free(m, lm->keys, lm->cap * sizeof *lm->keys);
     sw__free(m, lm->vals, lm->cap * sizeof *lm->vals);

@@ -1,12 +1,12 @@
 /*
- * persist.c — saving and loading an index (format version 1).
+ * persist.c — saving and loading an index (format version 2).
  *
  * The file is a stream of explicit little-endian fixed-width fields, never a
  * dump of in-memory structs, so any machine reads what any other wrote.
  *
  *   offset size  field
  *   0      8     magic "SWALLIDX"
- *   8      4     format version (1)
+ *   8      4     format version (2; version 1 files are read too)
  *   12     4     header size in bytes (80)
  *   16     4     dim
  *   20     4     metric (0 L2, 1 IP, 2 cosine, 3 L1)
@@ -23,7 +23,8 @@
  *   72     4     entry point slot (0xffffffff when empty)
  *   76     4     max level (signed; -1 when empty)
  *   80     ...   count node records, in slot order:
- *                  u64 label, u8 level, dim x f32 vector,
+ *                  u64 label, u8 level (top bit: tombstone; version 2),
+ *                  dim x f32 vector,
  *                  then for each layer 0..level: u32 degree, degree x u32 slot
  *   end-4  4     CRC-32C (Castagnoli) of every byte before it
  *
@@ -41,7 +42,13 @@
  * rename over the target, fsync the directory.  A crash leaves the old file
  * or the new one, never a mix.
  *
- * History: version 1 (0.1.0), first format.  The file-format issue replaces
+ * Truly deleted (FREE) slots are not written: the other nodes are numbered
+ * densely in slot order, so a file never holds a hole, and a loaded index
+ * starts with none to recycle.
+ *
+ * History: version 1 (0.1.0), first format.  Version 2 (0.2.0): the top
+ * bit of a node's level byte marks a tombstone; nothing else changed, so
+ * a version 1 file is read as one without tombstones.  The file-format issue replaces
  * the single checksum by one per section and adds memory-mapped serving.
  */
 #define _XOPEN_SOURCE 700
@@ -57,7 +64,8 @@
 #include <unistd.h>
 
 #define SW__MAGIC "SWALLIDX"
-#define SW__FORMAT_VERSION 1u
+#define SW__FORMAT_VERSION 2u
+#define LEVEL_TOMBSTONE 0x80u /* version 2: the level byte's top bit */
 #define SW__HEADER_BYTES 80u
 
 /* ==== CRC-32C ==== */
@@ -118,7 +126,7 @@ static void w_u8(writer *w, uint8_t v) {
     w->buf[w->n++] = v;
 }
 
-static void write_index(const sw_index *ix, writer *w) {
+static void write_index(const sw_index *ix, writer *w, const uint32_t *map) {
     for (int i = 0; i < 8; i++) w_u8(w, (uint8_t)SW__MAGIC[i]);
     w_u32(w, SW__FORMAT_VERSION);
     w_u32(w, SW__HEADER_BYTES);
@@ -134,18 +142,24 @@ static void write_index(const sw_index *ix, writer *w) {
     w_u64(w, ix->rng);
     int max_level;
     uint32_t entry = sw__top(ix, &max_level);
-    w_u64(w, ix->count);
-    w_u32(w, entry);
+    /* FREE slots are left out and the others numbered densely; `map` (NULL
+     * when there are no FREE slots) takes a slot to its number on disk. */
+    uint32_t nodes = ix->count - ix->nfree;
+    w_u64(w, nodes);
+    w_u32(w, entry == SW__NONE || !map ? entry : map[entry]);
     w_u32(w, (uint32_t)max_level);
     for (uint32_t s = 0; s < ix->count; s++) {
+        unsigned f = sw__flags(ix, s);
+        if (f & SW__F_FREE) continue;
         int lv = sw__level(ix, s);
         w_u64(w, *sw__label_ptr(ix, s));
-        w_u8(w, (uint8_t)lv);
+        w_u8(w, (uint8_t)(lv | (f & SW__F_DELETED ? LEVEL_TOMBSTONE : 0)));
         const float *v = sw__vec(ix, s);
         for (uint32_t i = 0; i < ix->dim; i++) w_f32(w, v[i]);
         for (int l = 0; l <= lv; l++) {
             const uint32_t *links = sw__links(ix, s, l);
-            for (uint32_t j = 0; j <= links[0]; j++) w_u32(w, links[j]);
+            w_u32(w, links[0]);
+            for (uint32_t j = 1; j <= links[0]; j++) w_u32(w, map ? map[links[j]] : links[j]);
         }
     }
     w_flush(w);
@@ -205,12 +219,26 @@ sw_status sw_save(const sw_index *ix, const char *path) {
     /* No add runs while the file is written: it is one consistent moment
      * of the index.  Searches go on. */
     pthread_rwlock_wrlock(&((sw_index *)ix)->save_lock);
-    write_index(ix, w);
+    uint32_t *map = NULL;
+    size_t map_bytes = (size_t)ix->count * sizeof *map;
+    if (ix->nfree && !(map = sw__alloc(m, map_bytes, sizeof *map))) {
+        w->err = ENOMEM;
+    } else {
+        for (uint32_t s = 0, next = 0; map && s < ix->count; s++)
+            map[s] = sw__flags(ix, s) & SW__F_FREE ? SW__NONE : next++;
+        write_index(ix, w, map);
+    }
     pthread_rwlock_unlock(&((sw_index *)ix)->save_lock);
+    if (map) sw__free(m, map, map_bytes);
     if (!w->err && fflush(w->f) != 0) w->err = errno ? errno : EIO;
     if (!w->err && fsync(fileno(w->f)) != 0) w->err = errno ? errno : EIO;
     if (fclose(w->f) != 0 && !w->err) w->err = errno ? errno : EIO;
     if (!w->err && rename(tmp, path) != 0) w->err = errno ? errno : EIO;
+    if (w->err == ENOMEM) {
+        st = sw__fail(SW_ENOMEM, "sw_save: numbering the slots of %s", path);
+        unlink(tmp);
+        goto out;
+    }
     if (w->err) {
         st = sw__fail(SW_EIO, "writing %s: %s", path, strerror(w->err));
         unlink(tmp);
@@ -232,6 +260,7 @@ typedef struct reader {
     int short_read;
     int io_error; /* errno of a failed read, as opposed to a short file */
     uint32_t per_level[SW__MAX_LEVEL + 1]; /* nodes read at level >= l */
+    uint32_t version;
 } reader;
 
 static bool r_bytes(reader *r, void *dst, size_t n) {
@@ -278,7 +307,8 @@ static sw_status read_node(sw_index *ix, reader *r, uint32_t s, uint64_t count, 
     unsigned char lvb = 0;
     uint64_t label = r_u64(r);
     r_bytes(r, &lvb, 1);
-    int lv = lvb;
+    bool tomb = r->version >= 2 && (lvb & LEVEL_TOMBSTONE);
+    int lv = r->version >= 2 ? (lvb & ~LEVEL_TOMBSTONE) : lvb;
     NEED(r, "a node header");
     int max_level;
     sw__top(ix, &max_level);
@@ -329,6 +359,10 @@ static sw_status read_node(sw_index *ix, reader *r, uint32_t s, uint64_t count, 
     }
     *sw__label_ptr(ix, s) = label;
     *sw__level_ptr(ix, s) = (uint8_t)lv;
+    if (tomb) {
+        *sw__flags_ptr(ix, s) = SW__F_DELETED;
+        ix->ndeleted++;
+    }
     sw__labels_put(&ix->labels, label, s);
     ix->count = s + 1;
     return SW_OK;
@@ -363,8 +397,9 @@ sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **ou
         CORRUPT("%s is not a smallworld index (bad magic)", path);
     uint32_t version = r_u32(r), hbytes = r_u32(r);
     NEED(r, "the header");
-    if (version != SW__FORMAT_VERSION) {
-        st = sw__fail(SW_EVERSION, "%s has format version %u; this library reads %u", path,
+    r->version = version;
+    if (version < 1 || version > SW__FORMAT_VERSION) {
+        st = sw__fail(SW_EVERSION, "%s has format version %u; this library reads 1..%u", path,
                       version, SW__FORMAT_VERSION);
         goto fail;
     }

@@ -23,6 +23,17 @@
  * loads each block of the query once for four vectors; it gives the same
  * bits as the single kernel, so the walk does not depend on the grouping.
  *
+ * Filters and tombstones plug into the same loop (walk(), instantiated
+ * twice by the compiler: with no filter it is the plain loop above, with
+ * one it also flags each pool entry accepted or not).  A rejected node is
+ * still a candidate to expand, so the walk can pass through a region of
+ * rejected nodes; the pool is cut after its ef-th accepted entry, the
+ * equivalent of the two-heap rule that a candidate must beat the furthest
+ * of ef results.  Which plan a filtered search takes (the walk, or an
+ * exact scan of what the filter allows) is chosen from the estimated
+ * selectivity; see "Filters" below.  Range search (below) reuses the walk
+ * and adds a flood through the region in range.
+ *
  * Threading: searches only read the graph, with acquire loads of every
  * link word (internal.h), and may run while writers change it; a search
  * may see a list old, new or partly each, and every id in it is a node
@@ -31,6 +42,7 @@
  */
 #include "internal.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ==== The sorted candidate pool ==== */
@@ -60,31 +72,76 @@ static inline size_t pool_insert(sw__cand *pool, uint8_t *expanded, size_t *n, s
 
 /* ==== Layer search (Algorithm 2) ==== */
 
-size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
-                        size_t nseeds, size_t ef, int layer, uint32_t exclude) {
+#if defined(__GNUC__) || defined(__clang__)
+#define SW__INLINE inline __attribute__((always_inline))
+#else
+#define SW__INLINE inline
+#endif
+
+/* Pool entry flags: bit 0 expanded, bit 1 accepted (filtered walk). */
+#define EXPANDED 1u
+#define ACCEPTED 2u
+
+/*
+ * Offer candidate e to the pool; its position, or SIZE_MAX if it is not
+ * taken.  Unfiltered (acc NULL) the pool is the ef best.  Filtered, the
+ * pool holds up to cap entries and is cut right after its ef-th accepted
+ * one: what lies beyond that is no nearer than ef results already in hand,
+ * so it is neither a result nor worth expanding, exactly as in the
+ * two-heap form where only accepted nodes enter W and a candidate must
+ * beat W's furthest.  Rejected nodes before the cut stay, to be expanded.
+ */
+static SW__INLINE size_t offer(const sw_index *ix, sw__cand *pool, uint8_t *fl, size_t *n,
+                               size_t *nacc, size_t ef, size_t cap, sw__cand e,
+                               const sw__accept *acc) {
+    if (!acc) {
+        if (*n < ef || e.dist < pool[*n - 1].dist) return pool_insert(pool, fl, n, ef, e);
+        return SIZE_MAX;
+    }
+    if ((*nacc >= ef || *n >= cap) && !(e.dist < pool[*n - 1].dist)) return SIZE_MAX;
+    bool a = sw__accepts(ix, acc, e.id);
+    if (*n >= cap && (fl[*n - 1] & ACCEPTED)) (*nacc)--; /* the last falls off */
+    size_t pos = pool_insert(pool, fl, n, cap, e);
+    if (a) {
+        fl[pos] |= ACCEPTED;
+        (*nacc)++;
+    }
+    if (*nacc >= ef) {
+        while (!(fl[*n - 1] & ACCEPTED)) (*n)--;
+        if (*nacc > ef) {
+            (*n)--;
+            (*nacc)--;
+            while (!(fl[*n - 1] & ACCEPTED)) (*n)--;
+        }
+    }
+    return pos;
+}
+
+static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
+                              size_t nseeds, size_t ef, size_t cap, int layer, uint32_t exclude,
+                              const sw__accept *acc) {
     sw__ctx_new_epoch(c);
     const uint32_t epoch = c->epoch;
     uint32_t *visited = c->visited;
     const size_t vcap = c->visited_cap;
     sw__cand *pool = c->pool;
-    uint8_t *expanded = c->expanded;
+    uint8_t *fl = c->expanded;
     const sw__dist_fn dist = ix->dist;
     const sw__dist4_fn dist4 = ix->dist4;
     const size_t dim = ix->dim;
-    size_t n = 0;
+    size_t n = 0, nacc = 0;
 
     if (exclude != SW__NONE) sw__visit(c, exclude);
     for (size_t i = 0; i < nseeds; i++) {
         if (!sw__visit(c, seeds[i].id)) continue;
-        if (n < ef || seeds[i].dist < pool[n - 1].dist)
-            pool_insert(pool, expanded, &n, ef, seeds[i]);
+        offer(ix, pool, fl, &n, &nacc, ef, cap, seeds[i], acc);
     }
 
     uint32_t fresh[SW_MAX_M0];
     const void *fvec[SW_MAX_M0]; /* their vectors, found once for prefetch and distance */
     size_t cur = 0;
     while (cur < n) {
-        expanded[cur] = 1;
+        fl[cur] |= EXPANDED;
         const uint32_t *links = sw__links(ix, pool[cur].id, layer);
         uint32_t deg = SW__LOAD(&links[0]);
         size_t nf = 0;
@@ -111,17 +168,24 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
             else
                 for (size_t t = 0; t < m; t++) d[t] = dist(q, fvec[j + t], dim);
             for (size_t t = 0; t < m; t++) {
-                if (n < ef || d[t] < pool[n - 1].dist) {
-                    sw__cand e = {d[t], fresh[j + t]};
-                    size_t pos = pool_insert(pool, expanded, &n, ef, e);
-                    if (pos < lowest) lowest = pos;
-                }
+                size_t pos = offer(ix, pool, fl, &n, &nacc, ef, cap, (sw__cand){d[t], fresh[j + t]}, acc);
+                if (pos < lowest) lowest = pos;
             }
         }
         if (lowest < cur) cur = lowest;
-        while (cur < n && expanded[cur]) cur++;
+        while (cur < n && (fl[cur] & EXPANDED)) cur++;
     }
     return n;
+}
+
+size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
+                        size_t nseeds, size_t ef, int layer, uint32_t exclude) {
+    return walk(ix, c, q, seeds, nseeds, ef, ef, layer, exclude, NULL);
+}
+
+size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
+                            size_t nseeds, size_t ef, size_t cap, const sw__accept *acc) {
+    return walk(ix, c, q, seeds, nseeds, ef, cap, 0, SW__NONE, acc);
 }
 
 /* ==== Greedy descent (Algorithm 2, ef = 1) ==== */
@@ -150,7 +214,249 @@ void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
     }
 }
 
+/* ==== Filters ==== */
+
+/*
+ * How a filtered search is run.  Let s be the share of the index's slots a
+ * result may come from (tombstones, allow-list, callback, multiplied).  A
+ * walk that must collect ef accepted nodes visits about ef / s pool
+ * entries, and an unfiltered walk computes about WALK_COST distances per
+ * pool entry (measured on SIFT and make_synth data at M = 16: 12-20).  A
+ * scan of the candidates costs one distance per accepted slot (allow-list:
+ * only those; callback or tombstones: every slot is checked, at about a
+ * quarter of a distance each).  The cheaper plan wins.  The walk's pool is
+ * sized 2 ef / s (the cut after the ef-th accepted entry keeps it far
+ * smaller whenever accepted nodes are not rare).  A walk that finds fewer
+ * than k accepted results is followed by the scan, which is exact: fewer
+ * than k results then means fewer than k labels pass.
+ */
+#define WALK_COST 16.0
+#define SAMPLE 64
+
+static int slot_cmp(const void *pa, const void *pb) {
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    return (a > b) - (a < b);
+}
+
+sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__filter *f,
+                           const char *fn) {
+    memset(f, 0, sizeof *f);
+    if (!p) return SW_OK;
+    f->fn = p->filter;
+    f->fn_ctx = p->filter_ctx;
+    if (!p->allow) return SW_OK;
+    f->has_allow = true;
+    if (p->n_allow == 0) return SW_OK;
+    if (p->n_allow > SIZE_MAX / sizeof(uint32_t))
+        return sw__fail(SW_EINVAL, "%s: n_allow %zu is too large", fn, p->n_allow);
+    sw__mem *m = (sw__mem *)&ix->mem;
+    f->slots_bytes = p->n_allow * sizeof *f->slots;
+    f->slots = sw__alloc(m, f->slots_bytes, sizeof(uint32_t));
+    if (!f->slots) return sw__fail(SW_ENOMEM, "%s: resolving %zu allowed labels", fn, p->n_allow);
+    sw_index *mix = (sw_index *)ix;
+    pthread_rwlock_rdlock(&mix->label_lock);
+    for (size_t i = 0; i < p->n_allow; i++) {
+        uint32_t s = sw__labels_find(&ix->labels, p->allow[i]);
+        if (s != SW__NONE) f->slots[f->nslots++] = s;
+    }
+    pthread_rwlock_unlock(&mix->label_lock);
+    qsort(f->slots, f->nslots, sizeof *f->slots, slot_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < f->nslots; i++)
+        if (u == 0 || f->slots[i] != f->slots[u - 1]) f->slots[u++] = f->slots[i];
+    f->nslots = u;
+    /* The bitmap covers the slots that exist now; later ones are not allowed
+     * (they were added after the list was resolved). */
+    f->nbits = sw__count(ix);
+    f->bits = sw__calloc(m, (f->nbits + 7) / 8 + 1, 1);
+    if (!f->bits) {
+        sw__filter_free(ix, f);
+        return sw__fail(SW_ENOMEM, "%s: bitmap of %zu allowed slots", fn, f->nbits);
+    }
+    for (size_t i = 0; i < f->nslots; i++)
+        if (f->slots[i] < f->nbits) f->bits[f->slots[i] >> 3] |= (uint8_t)(1u << (f->slots[i] & 7));
+    return SW_OK;
+}
+
+void sw__filter_free(const sw_index *ix, sw__filter *f) {
+    sw__mem *m = (sw__mem *)&ix->mem;
+    if (f->slots) sw__free(m, f->slots, f->slots_bytes);
+    if (f->bits) sw__free(m, f->bits, (f->nbits + 7) / 8 + 1);
+    memset(f, 0, sizeof *f);
+}
+
+/* ==== Exact scans ==== */
+
+static inline bool worse(sw__cand a, sw__cand b) {
+    return a.dist > b.dist || (a.dist == b.dist && a.id > b.id);
+}
+
+static void sift_down(sw__cand *h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(h[l], h[m])) m = l;
+        if (r < n && worse(h[r], h[m])) m = r;
+        if (m == i) return;
+        sw__cand t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* Offer e to the max-heap h[0..*n) of at most k (root = worst kept). */
+static inline void heap_offer(sw__cand *h, size_t *n, size_t k, sw__cand e) {
+    if (*n < k) {
+        size_t i = (*n)++;
+        h[i] = e;
+        while (i > 0 && worse(h[i], h[(i - 1) / 2])) {
+            sw__cand t = h[i];
+            h[i] = h[(i - 1) / 2];
+            h[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+    } else if (worse(h[0], e)) {
+        h[0] = e;
+        sift_down(h, *n, 0);
+    }
+}
+
+/* Is slot s a possible result: live, and accepted by the callback?  (The
+ * allow-list is applied by iterating its slots.) */
+static inline bool scan_accepts(const sw_index *ix, const sw__filter *f, uint32_t s) {
+    if (sw__flags(ix, s)) return false;
+    return !f || !f->fn || f->fn(*sw__label_ptr(ix, s), f->fn_ctx);
+}
+
+size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *f,
+                sw__cand *h) {
+    size_t n = 0;
+    if (f && f->has_allow) {
+        for (size_t i = 0; i < f->nslots; i++) {
+            uint32_t s = f->slots[i];
+            if (scan_accepts(ix, f, s))
+                heap_offer(h, &n, k, (sw__cand){ix->dist(q, sw__vec(ix, s), ix->dim), s});
+        }
+    } else {
+        /* the slots that exist now; adds that land meanwhile are not seen */
+        uint32_t count = sw__count(ix);
+        for (uint32_t s = 0; s < count; s++)
+            if (scan_accepts(ix, f, s))
+                heap_offer(h, &n, k, (sw__cand){ix->dist(q, sw__vec(ix, s), ix->dim), s});
+    }
+    /* Pop the worst to the back: the array ends up sorted ascending. */
+    for (size_t m = n; m > 1; m--) {
+        sw__cand t = h[0];
+        h[0] = h[m - 1];
+        h[m - 1] = t;
+        sift_down(h, m - 1, 0);
+    }
+    return n;
+}
+
 /* ==== Public search (Algorithm 5) ==== */
+
+static void emit(const sw_index *ix, const sw__cand *r, size_t n, uint64_t *labels,
+                 float *distances) {
+    for (size_t i = 0; i < n; i++) {
+        if (labels) labels[i] = *sw__label_ptr(ix, r[i].id);
+        if (distances) distances[i] = r[i].dist;
+    }
+}
+
+/* The share of slots a callback accepts, from a sample spread evenly over
+ * the slots (at least a small floor, so that an estimate of 0 still plans
+ * a bounded walk). */
+static double sample_filter(const sw_index *ix, const sw__filter *f, uint32_t count) {
+    size_t seen = 0, ok = 0;
+    uint64_t step = count > SAMPLE ? count / SAMPLE : 1;
+    for (uint64_t s = step / 2; s < count && seen < SAMPLE; s += step) {
+        if (sw__flags(ix, (uint32_t)s)) continue;
+        seen++;
+        ok += f->fn(*sw__label_ptr(ix, (uint32_t)s), f->fn_ctx) != 0;
+    }
+    return (ok + 0.5) / (seen + 1.0);
+}
+
+sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_t ef,
+                         const sw__filter *f, uint64_t *labels, float *distances,
+                         size_t *n_found) {
+    *n_found = 0;
+    if (ef < k) ef = k;
+    uint32_t count = sw__count(ix);
+    size_t dead = SW__LOAD(&((sw_index *)ix)->ndeleted);
+    size_t live = sw__live(ix);
+    bool filtered = dead || f->fn || f->has_allow;
+    if (ef > count) ef = count ? count : 1;
+
+    /* Plan: walk (pool cap) or scan. */
+    size_t cap = ef;
+    bool scan = false;
+    if (filtered) {
+        double sel = live + dead ? (double)live / (double)(live + dead) : 1.0;
+        double scan_cost = 0.25 * count + (double)live;
+        if (f->has_allow) {
+            sel *= live ? (double)f->nslots / (double)live : 0.0;
+            scan_cost = (double)f->nslots;
+        }
+        if (f->fn) {
+            double sf = sample_filter(ix, f, count);
+            sel *= sf;
+            if (!f->has_allow) scan_cost = 0.25 * count + sf * live;
+        }
+        if (sel > 1.0) sel = 1.0;
+        double walk_cost = sel > 0 ? WALK_COST * (double)ef / sel : 1e300;
+        scan = scan_cost <= walk_cost;
+        double want = sel > 0 ? 2.0 * (double)ef / sel : (double)count;
+        cap = want >= (double)count ? count : (size_t)want;
+        if (cap < ef) cap = ef;
+    }
+
+    sw__ctx *c = sw__ctx_acquire(ix, scan ? 1 : cap, filtered ? k : 0);
+    if (!c) return SW_ENOMEM;
+    sw_status st = sw__prepare_vector(ix, query, c->query);
+    if (st != SW_OK) goto done;
+
+    sw_index *mix = (sw_index *)ix;
+    sw__gate_enter(&mix->gate);
+    const float *q = c->query;
+    int top;
+    uint32_t entry = sw__top(ix, &top);
+    if (entry != SW__NONE && !scan) {
+        sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
+        for (int l = top; l > 0; l--) sw__greedy(ix, q, &cur, l);
+        if (!filtered) {
+            size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, SW__NONE);
+            if (n > k) n = k;
+            emit(ix, c->pool, n, labels, distances);
+            *n_found = n;
+        } else {
+            sw__accept acc = {f->fn, f->fn_ctx, f->bits, f->nbits};
+            size_t n = sw__search_layer_acc(ix, c, q, &cur, 1, ef, cap, &acc);
+            size_t got = 0;
+            for (size_t i = 0; i < n && got < k; i++) {
+                if (!(c->expanded[i] & ACCEPTED)) continue;
+                if (labels) labels[got] = *sw__label_ptr(ix, c->pool[i].id);
+                if (distances) distances[got] = c->pool[i].dist;
+                got++;
+            }
+            *n_found = got;
+            scan = got < k; /* too few: the exact scan settles it */
+        }
+    }
+    sw__gate_leave(&mix->gate);
+    if (scan && entry != SW__NONE) {
+        /* the scan's heap lives in the work array: k entries */
+        sw__gate_enter(&mix->gate);
+        size_t n = sw__scan(ix, q, k, f, c->work);
+        emit(ix, c->work, n, labels, distances);
+        *n_found = n;
+        sw__gate_leave(&mix->gate);
+    }
+done:
+    if (c) sw__ctx_release(ix, c);
+    return st;
+}
 
 sw_status sw_search(const sw_index *ix, const float *query, size_t dim, size_t k,
                     const sw_search_params *params, uint64_t *labels, float *distances,
@@ -159,33 +465,185 @@ sw_status sw_search(const sw_index *ix, const float *query, size_t dim, size_t k
     if (st != SW_OK) return st;
     size_t ef = params && params->ef ? params->ef : sw_get_ef(ix);
     if (ef > SW_MAX_EF) return sw__fail(SW_EEF, "sw_search: ef is %zu, at most %u", ef, SW_MAX_EF);
-    if (ef < k) ef = k;
+    sw__filter f;
+    if ((st = sw__filter_build(ix, params, &f, "sw_search")) != SW_OK) return st;
+    st = sw__search_one(ix, query, k, ef, &f, labels, distances, n_found);
+    sw__filter_free(ix, &f);
+    return st;
+}
+
+/* ==== Range search ==== */
+
+/*
+ * Range search has two regimes.  When max_count is at most ef it is a
+ * k-NN search with k = max_count cut at the radius: the max_count nearest
+ * in range are among the max_count nearest overall.  When max_count is
+ * larger, the answer may be a whole region, so after the ordinary walk
+ * (which finds where the region is) a breadth-first flood expands every
+ * node found in range until none is left: rejected nodes in range are
+ * walked through, as in the filtered walk.  Nodes in range that are linked
+ * to the region only through nodes out of it can be missed, as any graph
+ * search can miss; the tests measure how often against the exact scan.
+ */
+
+/* A growable array of candidates, from the index's allocator. */
+typedef struct cbuf {
+    sw__cand *v;
+    size_t n, cap;
+} cbuf;
+
+static bool cbuf_push(const sw_index *ix, cbuf *b, sw__cand e) {
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 256;
+        sw__cand *v = sw__alloc((sw__mem *)&ix->mem, cap * sizeof *v, SW__LINE);
+        if (!v) return false;
+        if (b->n) memcpy(v, b->v, b->n * sizeof *v);
+        sw__free((sw__mem *)&ix->mem, b->v, b->cap * sizeof *v);
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = e;
+    return true;
+}
+
+static void cbuf_free(const sw_index *ix, cbuf *b) {
+    sw__free((sw__mem *)&ix->mem, b->v, b->cap * sizeof *b->v);
+    memset(b, 0, sizeof *b);
+}
+
+/* Sort the results and write the nearest max_count. */
+static void emit_range(const sw_index *ix, cbuf *res, size_t max_count, uint64_t *labels,
+                       float *distances, size_t *n_found) {
+    qsort(res->v, res->n, sizeof *res->v, sw__cand_cmp);
+    size_t n = res->n < max_count ? res->n : max_count;
+    emit(ix, res->v, n, labels, distances);
+    *n_found = n;
+}
+
+static sw_status check_range(const sw_index *ix, const float *q, size_t dim, float radius,
+                             size_t max_count, size_t *n_found, const char *fn) {
+    sw_status st = sw__check_query(ix, q, dim, max_count, n_found, fn);
+    if (st != SW_OK) return st;
+    if (radius != radius) return sw__fail(SW_EINVAL, "%s: radius is NaN", fn);
+    if (radius < 0 && (ix->metric == SW_METRIC_L2 || ix->metric == SW_METRIC_L1))
+        return sw__fail(SW_EINVAL, "%s: radius %g is negative; L2 and L1 distances are not", fn,
+                        (double)radius);
+    return SW_OK;
+}
+
+/* The flood (max_count > ef). */
+static sw_status flood(const sw_index *ix, const float *query, float radius, size_t max_count,
+                       size_t ef, const sw__filter *f, uint64_t *labels, float *distances,
+                       size_t *n_found) {
     uint32_t count = sw__count(ix);
     if (ef > count) ef = count ? count : 1;
-
     sw__ctx *c = sw__ctx_acquire(ix, ef, 0);
     if (!c) return SW_ENOMEM;
-    st = sw__prepare_vector(ix, query, c->query);
+    cbuf res = {0}, queue = {0};
+    sw_status st = sw__prepare_vector(ix, query, c->query);
     if (st != SW_OK) goto done;
-
     sw_index *mix = (sw_index *)ix;
+    const float *q = c->query;
+    sw__accept acc = {f->fn, f->fn_ctx, f->bits, f->nbits};
     sw__gate_enter(&mix->gate);
     int top;
     uint32_t entry = sw__top(ix, &top);
+    bool ok = true;
     if (entry != SW__NONE) {
-        const float *q = c->query;
         sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
         for (int l = top; l > 0; l--) sw__greedy(ix, q, &cur, l);
         size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, SW__NONE);
-        if (n > k) n = k;
-        for (size_t i = 0; i < n; i++) {
-            if (labels) labels[i] = *sw__label_ptr(ix, c->pool[i].id);
-            if (distances) distances[i] = c->pool[i].dist;
+        sw__ctx_new_epoch(c);
+        for (size_t i = 0; i < n && ok; i++) {
+            sw__cand e = c->pool[i];
+            if (e.dist > radius) break; /* the pool is sorted */
+            sw__visit(c, e.id);
+            ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, &acc, e.id) || cbuf_push(ix, &res, e));
         }
-        *n_found = n;
+        for (size_t h = 0; h < queue.n && ok; h++) {
+            const uint32_t *links = sw__links0(ix, queue.v[h].id);
+            uint32_t deg = SW__LOAD(&links[0]);
+            for (uint32_t j = 1; j <= deg && ok; j++) {
+                uint32_t nb = SW__LOAD(&links[j]);
+                if (!sw__visit(c, nb)) continue;
+                sw__cand e = {ix->dist(q, sw__vec(ix, nb), ix->dim), nb};
+                if (e.dist > radius) continue;
+                ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, &acc, nb) || cbuf_push(ix, &res, e));
+            }
+        }
     }
+    if (ok) emit_range(ix, &res, max_count, labels, distances, n_found);
     sw__gate_leave(&mix->gate);
+    if (!ok) st = sw__fail(SW_ENOMEM, "sw_search_range: %zu results so far", res.n);
 done:
+    cbuf_free(ix, &res);
+    cbuf_free(ix, &queue);
     sw__ctx_release(ix, c);
+    return st;
+}
+
+sw_status sw_search_range(const sw_index *ix, const float *query, size_t dim, float radius,
+                          size_t max_count, const sw_search_params *params, uint64_t *labels,
+                          float *distances, size_t *n_found) {
+    sw_status st = check_range(ix, query, dim, radius, max_count, n_found, "sw_search_range");
+    if (st != SW_OK) return st;
+    size_t ef = params && params->ef ? params->ef : sw_get_ef(ix);
+    if (ef > SW_MAX_EF)
+        return sw__fail(SW_EEF, "sw_search_range: ef is %zu, at most %u", ef, SW_MAX_EF);
+    sw__filter f;
+    if ((st = sw__filter_build(ix, params, &f, "sw_search_range")) != SW_OK) return st;
+    if (max_count > ef) {
+        st = flood(ix, query, radius, max_count, ef, &f, labels, distances, n_found);
+    } else {
+        /* k-NN with k = max_count, then the cut: distances are needed for
+         * it even when the caller wants none. */
+        float *d = sw__alloc((sw__mem *)&ix->mem, max_count * sizeof *d, sizeof *d);
+        if (!d) {
+            st = sw__fail(SW_ENOMEM, "sw_search_range: %zu distances", max_count);
+        } else {
+            size_t n = 0;
+            st = sw__search_one(ix, query, max_count, ef, &f, labels, d, &n);
+            while (n > 0 && d[n - 1] > radius) n--;
+            if (distances) memcpy(distances, d, n * sizeof *d);
+            *n_found = st == SW_OK ? n : 0;
+            sw__free((sw__mem *)&ix->mem, d, max_count * sizeof *d);
+        }
+    }
+    sw__filter_free(ix, &f);
+    return st;
+}
+
+sw_status sw_search_range_exact(const sw_index *ix, const float *query, size_t dim,
+                                float radius, size_t max_count, const sw_search_params *params,
+                                uint64_t *labels, float *distances, size_t *n_found) {
+    sw_status st =
+        check_range(ix, query, dim, radius, max_count, n_found, "sw_search_range_exact");
+    if (st != SW_OK) return st;
+    sw__filter f;
+    if ((st = sw__filter_build(ix, params, &f, "sw_search_range_exact")) != SW_OK) return st;
+    sw__ctx *c = sw__ctx_acquire(ix, 0, 0);
+    cbuf res = {0};
+    if (!c) {
+        st = SW_ENOMEM;
+        goto done;
+    }
+    if ((st = sw__prepare_vector(ix, query, c->query)) != SW_OK) goto done;
+    sw__gate_enter(&((sw_index *)ix)->gate);
+    bool ok = true;
+    uint32_t count = sw__count(ix);
+    size_t n = f.has_allow ? f.nslots : count;
+    for (size_t i = 0; i < n && ok; i++) {
+        uint32_t s = f.has_allow ? f.slots[i] : (uint32_t)i;
+        if (!scan_accepts(ix, &f, s)) continue;
+        sw__cand e = {ix->dist(c->query, sw__vec(ix, s), ix->dim), s};
+        if (e.dist <= radius) ok = cbuf_push(ix, &res, e);
+    }
+    if (ok) emit_range(ix, &res, max_count, labels, distances, n_found);
+    sw__gate_leave(&((sw_index *)ix)->gate);
+    if (!ok) st = sw__fail(SW_ENOMEM, "sw_search_range_exact: %zu results so far", res.n);
+done:
+    cbuf_free(ix, &res);
+    if (c) sw__ctx_release(ix, c);
+    sw__filter_free(ix, &f);
     return st;
 }

@@ -28,8 +28,9 @@
 
 static size_t chunk_bytes(const sw_index *ix) {
     /* records, then labels (u64), upper-link pointers, in-degrees (u32),
-     * levels (u8), lock bytes; sw__indeg_ptr assumes 8-byte pointers */
-    return sw__chunk_slots(ix) * (ix->rec_bytes + 8 + 8 + 4 + 1 + 1);
+     * levels (u8), lock bytes, slot states (u8); sw__indeg_ptr assumes
+     * 8-byte pointers */
+    return sw__chunk_slots(ix) * (ix->rec_bytes + 8 + 8 + 4 + 1 + 1 + 1);
 }
 
 static sw_status grow_dir(sw_index *ix) {
@@ -108,6 +109,7 @@ static void ctx_free(const sw_index *ix, sw__ctx *c) {
     sw__free(m, c->work, c->work_cap * sizeof *c->work);
     sw__free(m, c->query, c->dim * sizeof(float));
     sw__free(m, c->extra, sizeof *c->extra << SW__EXTRA_BITS);
+    sw__free(m, c->bits, c->bits_cap);
     sw__free(m, c, sizeof *c);
 }
 
@@ -131,6 +133,7 @@ sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work) {
     sw__ctx *c = mix->ctx_free;
     if (c) mix->ctx_free = c->next;
     pthread_mutex_unlock(&mix->ctx_lock);
+    bool listed = c != NULL;
 
     if (!c) {
         c = sw__calloc(m, sizeof *c, SW__LINE);
@@ -140,6 +143,13 @@ sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work) {
         if (!c->query) goto fail;
         c->extra = sw__calloc(m, sizeof *c->extra << SW__EXTRA_BITS, SW__LINE);
         if (!c->extra) goto fail;
+        /* On the list of all contexts for good: the recycler reads pins
+         * without the lock, so a context is never unlinked before sw_free. */
+        pthread_mutex_lock(&mix->ctx_lock);
+        c->all_next = mix->ctx_all;
+        SW__STORE(&mix->ctx_all, c);
+        pthread_mutex_unlock(&mix->ctx_lock);
+        listed = true;
     }
     size_t vis = sw__capacity(ix);
     if (c->visited_cap < vis) {
@@ -151,16 +161,23 @@ sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work) {
     if (!regrow(m, (void **)&c->pool, &c->pool_cap, pool, sizeof *c->pool)) goto fail;
     if (!regrow(m, (void **)&c->expanded, &c->expanded_cap, pool, 1)) goto fail;
     if (!regrow(m, (void **)&c->work, &c->work_cap, work, sizeof *c->work)) goto fail;
+    sw__pin(ix, c);
     return c;
 
 fail:
-    if (c) ctx_free(ix, c);
+    /* A context on ctx_all stays (idle, pin 0) and goes back to the pool;
+     * one that never got there is freed. */
+    if (listed)
+        sw__ctx_release(ix, c);
+    else if (c)
+        ctx_free(ix, c);
     sw__fail(SW_ENOMEM, "allocating search scratch space");
     return NULL;
 }
 
 void sw__ctx_release(const sw_index *ix, sw__ctx *c) {
     sw_index *mix = (sw_index *)ix;
+    sw__unpin(c);
     pthread_mutex_lock(&mix->ctx_lock);
     c->next = mix->ctx_free;
     mix->ctx_free = c;
@@ -168,11 +185,13 @@ void sw__ctx_release(const sw_index *ix, sw__ctx *c) {
 }
 
 void sw__ctx_pool_free(sw_index *ix) {
-    while (ix->ctx_free) {
-        sw__ctx *c = ix->ctx_free;
-        ix->ctx_free = c->next;
+    /* At sw_free every context is idle, so ctx_all lists them all. */
+    while (ix->ctx_all) {
+        sw__ctx *c = ix->ctx_all;
+        ix->ctx_all = c->all_next;
         ctx_free(ix, c);
     }
+    ix->ctx_free = NULL;
 }
 
 void sw__ctx_new_epoch(sw__ctx *c) {

@@ -106,7 +106,9 @@ typedef struct layout {
     node_off nodes[MAX_NODES];
 } layout;
 
-/* 0 if the file parses as format version 1 with at most MAX_NODES nodes. */
+/* 0 if the file parses as format version 1 or 2 (one layout; version 2
+ * gives the level byte's top bit to tombstones) with at most MAX_NODES
+ * nodes. */
 static int parse(const unsigned char *f, size_t len, layout *L, char *why, size_t whylen)
 {
     size_t off = HEADER_BYTES;
@@ -115,8 +117,9 @@ static int parse(const unsigned char *f, size_t len, layout *L, char *why, size_
         snprintf(why, whylen, "no magic \"SWALLIDX\" or shorter than a header");
         return -1;
     }
-    if (get_u32(f + OFF_VERSION) != 1 || get_u32(f + OFF_HEADER_SIZE) != HEADER_BYTES) {
-        snprintf(why, whylen, "format version %u, header size %u: this test knows version 1",
+    if (get_u32(f + OFF_VERSION) < 1 || get_u32(f + OFF_VERSION) > 2 ||
+        get_u32(f + OFF_HEADER_SIZE) != HEADER_BYTES) {
+        snprintf(why, whylen, "format version %u, header size %u: this test knows versions 1 and 2",
                  get_u32(f + OFF_VERSION), get_u32(f + OFF_HEADER_SIZE));
         return -1;
     }
@@ -279,7 +282,7 @@ TEST(persist_crafted_fields_refused)
     }
 
     /* Header fields. */
-    EDIT("version 2", 1, 0, put_u32(c.bytes + OFF_VERSION, 2));
+    EDIT("version 3", 1, 0, put_u32(c.bytes + OFF_VERSION, 3));
     EDIT("version 0", 1, 1, put_u32(c.bytes + OFF_VERSION, 0));
     EDIT("header size 84", 1, 1, put_u32(c.bytes + OFF_HEADER_SIZE, 84));
     CORRUPT("dim 0", put_u32(c.bytes + OFF_DIM, 0));

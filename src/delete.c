@@ -1,0 +1,535 @@
+/*
+ * delete.c — tombstones, true deletion with graph repair, compaction, and
+ * the recycling of freed slots.
+ *
+ * Two kinds of deletion, because users need both.  A tombstone (one flag
+ * byte per slot, SW__F_DELETED) is what hnswlib offers: instant, undoable,
+ * and the node keeps guiding searches; but it keeps its memory, and a
+ * search must walk past it to find live results, so many tombstones make
+ * every search slower (see bench/README.md for the figures).  A true
+ * deletion takes the node out of the graph and recycles its slot.
+ *
+ * Taking a node d out of the graph, on every layer it is on:
+ *
+ *   1. Find every list that points to d.  There are no reverse lists; on
+ *      layer 0 each node's in-degree is kept exactly (insert.c), so a
+ *      search around d's own vector collects the nodes whose lists hold d
+ *      (in a graph built from near neighbours they are near d) and stops
+ *      as soon as the count matches; if the search falls short, a scan of
+ *      every list finishes the job.  Upper layers hold about 1/M of the
+ *      nodes each and carry no counts, so they are scanned.  Either way
+ *      the result is exact: no list that survives may point at a slot that
+ *      will be recycled.
+ *   2. Repair each such list p: its other links plus d's links are the
+ *      candidates (the paths p used to take through d), and the heuristic
+ *      re-selects when they overflow, as Algorithm 1 does for a full list.
+ *      A list left with fewer than M/2 candidates searches the graph for
+ *      new neighbours, as an insert would.
+ *   3. Nodes that have lost their last layer-0 in-link are re-attached
+ *      (sw__adopt_orphan), the entry point moves to another node of the
+ *      top level if d was it, and the top level drops if d was alone there.
+ *
+ * sw_compact does the same for every tombstone at once, FreshDiskANN's way
+ * (Singh et al. 2021): one pass over the nodes repairs each affected list
+ * once, with the lists of all its deleted neighbours as candidates, instead
+ * of once per deleted neighbour.  Deleting half of 200,000 vectors with
+ * sw_delete one by one costs about as much as inserting them again; with
+ * mark + compact it is a fraction of that (bench/README.md).  The pass is
+ * parallel: a repair reads the lists of deleted nodes, which nobody
+ * changes, and writes only its own node's list.
+ *
+ * Recycling.  A search that started before d was unlinked may still be
+ * standing on d, or about to read it from a list it loaded earlier, so d's
+ * record must stay as it was until every such search has finished; then
+ * its slot can take a new node.  This is epoch-based reclamation: the
+ * index has an epoch counter; each operation, when it takes its scratch
+ * context, publishes the epoch it started in (its pin) and clears it when
+ * done.  A freed slot is stamped with the epoch of its release (taken by
+ * incrementing the counter after the unlink), and an add reuses it only
+ * once no context is pinned at that epoch or earlier.  Contexts are
+ * created on demand and never freed before the index, so the list of pins
+ * has no fixed size.  A pin is published with a re-check of the counter
+ * (sw__pin), the usual guard against a reader that read the epoch just
+ * before a release but published it just after the recycler looked.
+ *
+ * Why the grace period is enough: once d is FREE, no list of a node that
+ * is not FREE points to it, and the entry point is not FREE.  An
+ * operation pinned after d's release therefore starts from live nodes
+ * and can only reach d through a FREE node it was already standing on,
+ * which it can only be standing on if it started before that node's
+ * release, and so before d's.
+ *
+ * Threads.  sw_delete and sw_compact hold save_lock alone (adds, updates
+ * and tombstone changes hold it shared), so the graph has one writer while
+ * they run and in-degrees are stable; searches run throughout.  Deleting
+ * concurrently with adds would need every list an add writes to be checked
+ * against nodes being unlinked; a delete costs about an insert, so making
+ * deletes wait for adds in flight is the simpler trade.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ==== Pins and recycling ==== */
+
+void sw__pin(const sw_index *ix, sw__ctx *c) {
+    uint64_t *ep = &((sw_index *)ix)->epoch;
+    uint64_t e = __atomic_load_n(ep, __ATOMIC_SEQ_CST);
+    for (;;) {
+        __atomic_store_n(&c->pin, e, __ATOMIC_SEQ_CST);
+        uint64_t again = __atomic_load_n(ep, __ATOMIC_SEQ_CST);
+        if (again == e) return;
+        e = again;
+    }
+}
+
+/* True when no operation pinned at `e` or earlier is running. */
+static bool quiet_since(const sw_index *ix, uint64_t e) {
+    for (const sw__ctx *c = SW__LOAD(&((sw_index *)ix)->ctx_all); c; c = c->all_next) {
+        uint64_t p = __atomic_load_n(&c->pin, __ATOMIC_SEQ_CST);
+        if (p != 0 && p <= e) return false;
+    }
+    return true;
+}
+
+uint32_t sw__recycle(sw_index *ix) {
+    if (ix->nfree == 0) return SW__NONE;
+    const sw__freed *f = &ix->freed[ix->freed_head];
+    if (!quiet_since(ix, f->epoch)) return SW__NONE;
+    uint32_t s = f->slot;
+    ix->freed_head = (ix->freed_head + 1) % ix->freed_cap;
+    SW__STORE(&ix->nfree, ix->nfree - 1);
+    return s;
+}
+
+size_t sw__live(const sw_index *ix) {
+    size_t used = sw__count(ix), gone = SW__LOAD(&((sw_index *)ix)->nfree);
+    size_t dead = SW__LOAD(&((sw_index *)ix)->ndeleted);
+    return used > gone + dead ? used - gone - dead : 0;
+}
+
+/* Room in the ring for `more` releases, so that releasing cannot fail
+ * once the graph has been changed.  Takes grow_lock. */
+static sw_status reserve_ring(sw_index *ix, size_t more) {
+    pthread_mutex_lock(&ix->grow_lock);
+    sw_status st = SW_OK;
+    size_t need = (size_t)ix->nfree + more;
+    if (need > ix->freed_cap) {
+        size_t cap = ix->freed_cap ? ix->freed_cap : 64;
+        while (cap < need) cap *= 2;
+        sw__freed *r = sw__alloc(&ix->mem, cap * sizeof *r, sizeof(uint64_t));
+        if (!r) {
+            st = sw__fail(SW_ENOMEM, "growing the list of freed slots to %zu", cap);
+        } else {
+            for (size_t i = 0; i < ix->nfree; i++)
+                r[i] = ix->freed[(ix->freed_head + i) % ix->freed_cap];
+            sw__free(&ix->mem, ix->freed, ix->freed_cap * sizeof *ix->freed);
+            ix->freed = r;
+            ix->freed_cap = cap;
+            ix->freed_head = 0;
+        }
+    }
+    pthread_mutex_unlock(&ix->grow_lock);
+    return st;
+}
+
+/* The slot is out of the graph: mark it FREE and queue it, stamped with
+ * `epoch`.  Room was reserved.  Caller holds grow_lock. */
+static void release_slot(sw_index *ix, uint32_t s, uint64_t epoch) {
+    SW__STORE(sw__flags_ptr(ix, s), (uint8_t)SW__F_FREE);
+    *sw__indeg_ptr(ix, s) = 0;
+    size_t tail = (ix->freed_head + ix->nfree) % ix->freed_cap;
+    ix->freed[tail] = (sw__freed){s, epoch};
+    SW__STORE(&ix->nfree, ix->nfree + 1);
+}
+
+/* ==== Tombstones ==== */
+
+/* The slot of `label` (tombstoned or not), or SW__NONE. */
+static uint32_t find_label(const sw_index *ix, uint64_t label) {
+    sw_index *mix = (sw_index *)ix;
+    pthread_rwlock_rdlock(&mix->label_lock);
+    uint32_t s = sw__labels_find(&ix->labels, label);
+    pthread_rwlock_unlock(&mix->label_lock);
+    return s;
+}
+
+static sw_status set_tombstone(sw_index *ix, uint64_t label, bool on, const char *fn) {
+    if (!ix) return sw__fail(SW_ENULL, "%s: index is NULL", fn);
+    pthread_rwlock_rdlock(&ix->save_lock);
+    sw_status st = SW_OK;
+    uint32_t s = find_label(ix, label);
+    if (s == SW__NONE) {
+        st = sw__fail(SW_ENOTFOUND, "%s: label %llu", fn, (unsigned long long)label);
+    } else {
+        uint8_t *f = sw__flags_ptr(ix, s);
+        uint8_t was = on ? __atomic_fetch_or(f, (uint8_t)SW__F_DELETED, __ATOMIC_SEQ_CST)
+                         : __atomic_fetch_and(f, (uint8_t)~SW__F_DELETED, __ATOMIC_SEQ_CST);
+        if (on && !(was & SW__F_DELETED)) __atomic_fetch_add(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
+        if (!on && (was & SW__F_DELETED)) __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
+    }
+    pthread_rwlock_unlock(&ix->save_lock);
+    return st;
+}
+
+sw_status sw_mark_deleted(sw_index *ix, uint64_t label) {
+    return set_tombstone(ix, label, true, "sw_mark_deleted");
+}
+
+sw_status sw_unmark_deleted(sw_index *ix, uint64_t label) {
+    return set_tombstone(ix, label, false, "sw_unmark_deleted");
+}
+
+int sw_is_deleted(const sw_index *ix, uint64_t label) {
+    if (!ix) return 0;
+    uint32_t s = find_label(ix, label);
+    return s != SW__NONE && (sw__flags(ix, s) & SW__F_DELETED) != 0;
+}
+
+size_t sw_deleted_count(const sw_index *ix) { return ix ? SW__LOAD(&((sw_index *)ix)->ndeleted) : 0; }
+
+/* ==== Writing a repaired list ==== */
+
+static bool in_ids(const uint32_t *ids, size_t n, uint32_t x) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == x) return true;
+    return false;
+}
+
+/*
+ * Replace the list of p on `layer` by sel[0..r).  On layer 0 the in-degree
+ * of each node gained is raised before the list is stored and that of each
+ * node dropped lowered (insert.c keeps the same order); a dropped node
+ * whose count reaches zero is added to orphans[] (room for M0).
+ */
+static size_t replace_list(const sw_index *ix, uint32_t p, int layer, const sw__cand *sel,
+                           size_t r, uint32_t *orphans) {
+    size_t norph = 0;
+    sw__node_lock(ix, p);
+    uint32_t *links = sw__links(ix, p, layer);
+    uint32_t nold = links[0], old[SW_MAX_M0], ids[SW_MAX_M0];
+    memcpy(old, links + 1, nold * sizeof *old);
+    for (size_t i = 0; i < r; i++) ids[i] = sel[i].id;
+    if (layer == 0) {
+        for (size_t i = 0; i < r; i++)
+            if (!in_ids(old, nold, ids[i])) __atomic_fetch_add(sw__indeg_ptr(ix, ids[i]), 1u, __ATOMIC_RELAXED);
+        for (uint32_t j = 0; j < nold; j++) {
+            if (in_ids(ids, r, old[j])) continue;
+            if (__atomic_sub_fetch(sw__indeg_ptr(ix, old[j]), 1u, __ATOMIC_RELAXED) == 0 && orphans)
+                orphans[norph++] = old[j];
+        }
+    }
+    for (size_t i = 0; i < r; i++) SW__STORE(&links[1 + i], ids[i]);
+    SW__STORE(&links[0], (uint32_t)r);
+    sw__node_unlock(ix, p);
+    return norph;
+}
+
+/* ==== Repairing one list ==== */
+
+/* What a repair needs: which nodes are leaving, and scratch. */
+typedef struct repair_job {
+    sw_index *ix;
+    uint32_t gone;   /* sw_delete: the one node leaving; SW__NONE for compact */
+    size_t cand_cap; /* candidates kept at most */
+    size_t ef;       /* search size for a short list */
+} repair_job;
+
+static inline bool leaving(const repair_job *j, uint32_t x) {
+    if (j->gone != SW__NONE) return x == j->gone;
+    return (sw__flags(j->ix, x) & SW__F_DELETED) != 0;
+}
+
+/* Search `layer` for neighbours of p (as an insert would, from the entry
+ * point) and add those not leaving to cand[0..n), skipping ones already
+ * there; returns the new n. */
+static size_t search_more(const repair_job *j, sw__ctx *c, uint32_t p, int layer,
+                          sw__cand *cand, size_t n) {
+    const sw_index *ix = j->ix;
+    int top;
+    uint32_t entry = sw__top(ix, &top);
+    if (entry == SW__NONE || entry == p || top < layer) return n;
+    const float *q = sw__vec(ix, p);
+    sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
+    for (int l = top; l > layer; l--) sw__greedy(ix, q, &cur, l);
+    size_t got = sw__search_layer(ix, c, q, &cur, 1, j->ef, layer, p);
+    for (size_t i = 0; i < got && n < j->cand_cap; i++) {
+        uint32_t x = c->pool[i].id;
+        if (leaving(j, x) || (sw__flags(ix, x) & SW__F_FREE)) continue;
+        bool dup = false;
+        for (size_t t = 0; t < n && !dup; t++) dup = cand[t].id == x;
+        if (!dup) cand[n++] = c->pool[i];
+    }
+    return n;
+}
+
+/*
+ * Repair p's list on `layer`: keep its links that stay, offer the links of
+ * those that leave, re-select if they overflow, search if too few.
+ * `cand` holds j->cand_cap entries.  Returns the number of orphans written
+ * (layer 0 only).
+ */
+static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw__cand *cand,
+                     uint32_t *orphans) {
+    const sw_index *ix = j->ix;
+    const float *vp = sw__vec(ix, p);
+    const uint32_t *lp = sw__links(ix, p, layer);
+    uint32_t np = lp[0], mine[SW_MAX_M0];
+    memcpy(mine, lp + 1, np * sizeof *mine);
+    bool any = false;
+    for (uint32_t i = 0; i < np && !any; i++) any = leaving(j, mine[i]);
+    if (!any) return 0;
+    sw__ctx_new_epoch(c);
+    sw__visit(c, p);
+    size_t n = 0;
+    for (uint32_t i = 0; i < np && n < j->cand_cap; i++) {
+        uint32_t x = mine[i];
+        if (!leaving(j, x)) {
+            if (sw__visit(c, x)) cand[n++] = (sw__cand){ix->dist(vp, sw__vec(ix, x), ix->dim), x};
+            continue;
+        }
+        sw__visit(c, x);
+        const uint32_t *lx = sw__links(ix, x, layer);
+        uint32_t nx = lx[0];
+        for (uint32_t t = 1; t <= nx && n < j->cand_cap; t++) {
+            uint32_t y = lx[t];
+            if (leaving(j, y) || !sw__visit(c, y)) continue;
+            cand[n++] = (sw__cand){ix->dist(vp, sw__vec(ix, y), ix->dim), y};
+        }
+    }
+    if (n < ix->M / 2) n = search_more(j, c, p, layer, cand, n);
+    qsort(cand, n, sizeof *cand, sw__cand_cmp);
+    size_t maxdeg = sw__max_degree(ix, layer), r = n;
+    sw__cand sel[SW_MAX_M0];
+    if (n > maxdeg) {
+        r = sw__select_neighbors(ix, cand, n, maxdeg, sel);
+    } else {
+        memcpy(sel, cand, n * sizeof *sel);
+    }
+    return replace_list(ix, p, layer, sel, r, layer == 0 ? orphans : NULL);
+}
+
+/* ==== The entry point ==== */
+
+/* If the entry point is leaving, make the first node of the highest level
+ * that stays the entry (the top level drops when none stays there).  A
+ * node of d's top level that d links to is tried first, saving a scan. */
+static void move_entry(const repair_job *j) {
+    sw_index *ix = j->ix;
+    int top;
+    uint32_t entry = sw__top(ix, &top);
+    if (entry == SW__NONE || !leaving(j, entry)) return;
+    uint32_t best = SW__NONE;
+    int best_level = -1;
+    const uint32_t *l = sw__links(ix, entry, top);
+    for (uint32_t i = 1; i <= l[0] && best == SW__NONE; i++)
+        if (!leaving(j, l[i])) best = l[i], best_level = top;
+    for (uint32_t s = 0; s < ix->count && best_level < top; s++) {
+        if (sw__flags(ix, s) & SW__F_FREE || leaving(j, s)) continue;
+        if (sw__level(ix, s) > best_level) best = s, best_level = sw__level(ix, s);
+    }
+    pthread_mutex_lock(&ix->top_lock);
+    sw__set_top(ix, best, best_level);
+    pthread_mutex_unlock(&ix->top_lock);
+}
+
+/* ==== sw_delete ==== */
+
+/* Find the nodes whose layer-0 list holds d, into out[] (room for the
+ * in-degree of d).  A search from d first; a full scan if it falls short. */
+static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *out) {
+    const sw_index *ix = j->ix;
+    uint32_t want = *sw__indeg_ptr(ix, d);
+    size_t n = 0;
+    if (want == 0) return 0;
+    sw__cand seed = {0.0f, d};
+    size_t got = sw__search_layer(ix, c, sw__vec(ix, d), &seed, 1, j->ef, 0, SW__NONE);
+    for (size_t i = 0; i < got && n < want; i++) {
+        uint32_t p = c->pool[i].id;
+        if (p == d) continue;
+        const uint32_t *l = sw__links0(ix, p);
+        if (in_ids(l + 1, l[0], d)) out[n++] = p;
+    }
+    if (n == want) return n;
+    n = 0;
+    for (uint32_t p = 0; p < ix->count && n < want; p++) {
+        if (p == d || sw__flags(ix, p) & SW__F_FREE) continue;
+        const uint32_t *l = sw__links0(ix, p);
+        if (in_ids(l + 1, l[0], d)) out[n++] = p;
+    }
+    return n;
+}
+
+/* Re-attach the nodes of orphans[0..n) still without a layer-0 in-link
+ * (d, which is leaving, excepted). */
+static void adopt_all(const sw_index *ix, uint32_t d, const uint32_t *orphans, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (orphans[i] != d && SW__LOAD(sw__indeg_ptr(ix, orphans[i])) == 0)
+            sw__adopt_orphan(ix, orphans[i]);
+}
+
+/* Remove `label` from the map (under label_lock). */
+static void forget_label(sw_index *ix, uint64_t label) {
+    pthread_rwlock_wrlock(&ix->label_lock);
+    sw__labels_remove(&ix->labels, label);
+    pthread_rwlock_unlock(&ix->label_lock);
+}
+
+/* Scratch of a repair: candidates then orphans, in the context's work. */
+static size_t cand_cap_for(const sw_index *ix) { return 2 * (size_t)ix->M0 + ix->ef_construction; }
+
+sw_status sw_delete(sw_index *ix, uint64_t label) {
+    if (!ix) return sw__fail(SW_ENULL, "sw_delete: index is NULL");
+    pthread_rwlock_wrlock(&ix->save_lock);
+    sw_status st = SW_OK;
+    sw__ctx *c = NULL;
+    uint32_t d = find_label(ix, label);
+    if (d == SW__NONE) {
+        st = sw__fail(SW_ENOTFOUND, "sw_delete: label %llu", (unsigned long long)label);
+        goto out;
+    }
+    repair_job j = {ix, d, cand_cap_for(ix), ix->ef_construction > ix->M0 ? ix->ef_construction : ix->M0};
+    uint32_t indeg = *sw__indeg_ptr(ix, d);
+    /* work: candidates, orphans (M0 at a time), in-links */
+    size_t work = j.cand_cap + ((size_t)ix->M0 + 1) / 2 + (indeg + 1) / 2 + 1;
+    if ((st = reserve_ring(ix, 1)) != SW_OK) goto out;
+    if (!(c = sw__ctx_acquire(ix, j.ef, work))) {
+        st = SW_ENOMEM;
+        goto out;
+    }
+    sw__cand *cand = c->work;
+    uint32_t *orphans = (uint32_t *)(void *)(cand + j.cand_cap);
+    uint32_t *in = orphans + ix->M0;
+
+    /* Searches stop returning it now. */
+    uint8_t was = __atomic_fetch_or(sw__flags_ptr(ix, d), (uint8_t)SW__F_DELETED, __ATOMIC_SEQ_CST);
+    if (!(was & SW__F_DELETED)) __atomic_fetch_add(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
+    move_entry(&j);
+
+    int level = sw__level(ix, d);
+    /* Layer 0: the in-links, found through the in-degree. */
+    size_t nin = inlinks0(&j, c, d, in);
+    for (size_t i = 0; i < nin; i++) {
+        size_t norph = repair(&j, c, in[i], 0, cand, orphans);
+        adopt_all(ix, d, orphans, norph);
+    }
+    /* Upper layers: scanned (about count / M nodes have any). */
+    if (level > 0)
+        for (uint32_t p = 0; p < ix->count; p++) {
+            int lp = sw__level(ix, p);
+            if (lp == 0 || p == d || sw__flags(ix, p) & SW__F_FREE) continue;
+            for (int l = 1; l <= lp && l <= level; l++) {
+                const uint32_t *lk = sw__links(ix, p, l);
+                if (in_ids(lk + 1, lk[0], d)) repair(&j, c, p, l, cand, NULL);
+            }
+        }
+    /* d's own links stop counting; then re-attach what lost its last in-link. */
+    const uint32_t *ld = sw__links0(ix, d);
+    size_t norph = 0;
+    for (uint32_t i = 1; i <= ld[0]; i++)
+        if (__atomic_sub_fetch(sw__indeg_ptr(ix, ld[i]), 1u, __ATOMIC_RELAXED) == 0)
+            orphans[norph++] = ld[i];
+    adopt_all(ix, d, orphans, norph);
+
+    forget_label(ix, label);
+    uint64_t e = __atomic_fetch_add(&ix->epoch, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&ix->grow_lock);
+    release_slot(ix, d, e);
+    __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&ix->grow_lock);
+out:
+    if (c) sw__ctx_release(ix, c);
+    pthread_rwlock_unlock(&ix->save_lock);
+    return st;
+}
+
+/* ==== sw_compact ==== */
+
+#define COMPACT_ROWS 256
+
+typedef struct compact_job {
+    repair_job r;
+    uint32_t count;
+    pthread_mutex_t lock; /* guards the context stack */
+    sw__ctx **ctx;
+    size_t nctx;
+} compact_job;
+
+static void compact_task(void *arg, size_t task) {
+    compact_job *j = arg;
+    pthread_mutex_lock(&j->lock);
+    sw__ctx *c = j->ctx[--j->nctx];
+    pthread_mutex_unlock(&j->lock);
+    const sw_index *ix = j->r.ix;
+    sw__cand *cand = c->work;
+    uint32_t end = (uint32_t)((task + 1) * COMPACT_ROWS < j->count ? (task + 1) * COMPACT_ROWS : j->count);
+    for (uint32_t p = (uint32_t)(task * COMPACT_ROWS); p < end; p++) {
+        if (sw__flags(ix, p)) continue; /* leaving, or FREE */
+        for (int l = 0; l <= sw__level(ix, p); l++) repair(&j->r, c, p, l, cand, NULL);
+    }
+    pthread_mutex_lock(&j->lock);
+    j->ctx[j->nctx++] = c;
+    pthread_mutex_unlock(&j->lock);
+}
+
+sw_status sw_compact(sw_index *ix, size_t threads) {
+    if (!ix) return sw__fail(SW_ENULL, "sw_compact: index is NULL");
+    if (threads > SW_MAX_THREADS)
+        return sw__fail(SW_EINVAL, "sw_compact: threads is %zu, at most %u", threads, SW_MAX_THREADS);
+    pthread_rwlock_wrlock(&ix->save_lock);
+    sw_status st = SW_OK;
+    size_t ndead = ix->ndeleted;
+    compact_job j;
+    memset(&j, 0, sizeof j);
+    if (ndead == 0) goto out;
+    j.r = (repair_job){ix, SW__NONE, cand_cap_for(ix),
+                       ix->ef_construction > ix->M0 ? ix->ef_construction : ix->M0};
+    j.count = ix->count;
+    size_t nt = threads ? threads : sw__cpu_count();
+    if (nt > SW_MAX_THREADS) nt = SW_MAX_THREADS;
+    if ((st = reserve_ring(ix, ndead)) != SW_OK) goto out;
+    if (pthread_mutex_init(&j.lock, NULL) != 0) {
+        st = sw__fail(SW_ENOMEM, "sw_compact: initialising a mutex");
+        goto out;
+    }
+    j.ctx = sw__alloc(&ix->mem, nt * sizeof *j.ctx, sizeof(void *));
+    if (!j.ctx) {
+        st = sw__fail(SW_ENOMEM, "sw_compact: %zu contexts", nt);
+        goto unlock;
+    }
+    for (; j.nctx < nt; j.nctx++)
+        if (!(j.ctx[j.nctx] = sw__ctx_acquire(ix, j.r.ef, j.r.cand_cap))) {
+            st = SW_ENOMEM;
+            goto release;
+        }
+
+    move_entry(&j.r);
+    sw__parallel(ix, nt, (j.count + COMPACT_ROWS - 1) / COMPACT_ROWS, compact_task, &j);
+
+    /* The leaving nodes' own links stop counting; labels go; then orphans. */
+    for (uint32_t s = 0; s < j.count; s++) {
+        if (sw__flags(ix, s) != SW__F_DELETED) continue;
+        const uint32_t *l = sw__links0(ix, s);
+        for (uint32_t i = 1; i <= l[0]; i++) __atomic_fetch_sub(sw__indeg_ptr(ix, l[i]), 1u, __ATOMIC_RELAXED);
+        forget_label(ix, *sw__label_ptr(ix, s));
+    }
+    for (uint32_t s = 0; s < j.count; s++)
+        if (sw__flags(ix, s) == 0 && SW__LOAD(sw__indeg_ptr(ix, s)) == 0 &&
+            sw__top(ix, &(int){0}) != s)
+            sw__adopt_orphan(ix, s);
+    uint64_t e = __atomic_fetch_add(&ix->epoch, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&ix->grow_lock);
+    for (uint32_t s = 0; s < j.count; s++)
+        if (sw__flags(ix, s) == SW__F_DELETED) release_slot(ix, s, e);
+    __atomic_store_n(&ix->ndeleted, 0, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&ix->grow_lock);
+release:
+    while (j.nctx) sw__ctx_release(ix, j.ctx[--j.nctx]);
+    sw__free(&ix->mem, j.ctx, nt * sizeof *j.ctx);
+unlock:
+    pthread_mutex_destroy(&j.lock);
+out:
+    pthread_rwlock_unlock(&ix->save_lock);
+    return st;
+}
