@@ -304,6 +304,19 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
     sw__cand sel[SW_MAX_M0];
     if (n > maxdeg) {
         r = sw__select_neighbors(ix, cand, n, maxdeg, sel);
+        /* Keep the list as long as it was, with the nearest of the pruned
+         * candidates.  The heuristic alone leaves a list of about M; on
+         * 50,000 make_synth vectors with half deleted, that lost 0.028 of
+         * recall@10 at ef 10 against a fresh build of the survivors (0.932
+         * against 0.960); refilled, the repaired graph beats the fresh one
+         * (0.980) at the same speed. */
+        size_t want = np;
+        if (want > maxdeg) want = maxdeg;
+        for (size_t i = 0; i < n && r < want; i++) {
+            bool in = false;
+            for (size_t t = 0; t < r && !in; t++) in = sel[t].id == cand[i].id;
+            if (!in) sel[r++] = cand[i];
+        }
     } else {
         memcpy(sel, cand, n * sizeof *sel);
     }
@@ -345,11 +358,38 @@ static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *ou
     if (want == 0) return 0;
     sw__cand seed = {0.0f, d};
     size_t got = sw__search_layer(ix, c, sw__vec(ix, d), &seed, 1, j->ef, 0, SW__NONE);
+    /* The pool must survive the marks below: the visited array is reused. */
+    sw__ctx_new_epoch(c);
+    sw__visit(c, d);
+    /* The nearest nodes first, then d's own neighbours and theirs: a link
+     * kept as a node's last in-link (insert.c), or given to an orphan by
+     * one of its neighbours, can come from further out than the nearest. */
     for (size_t i = 0; i < got && n < want; i++) {
         uint32_t p = c->pool[i].id;
-        if (p == d) continue;
+        if (!sw__visit(c, p)) continue;
         const uint32_t *l = sw__links0(ix, p);
         if (in_ids(l + 1, l[0], d)) out[n++] = p;
+    }
+    const uint32_t *ld = sw__links0(ix, d);
+    for (int hop = 0; hop < 2 && n < want; hop++)
+        for (uint32_t i = 1; i <= ld[0] && n < want; i++) {
+            const uint32_t *l1 = sw__links0(ix, ld[i]);
+            uint32_t cnt = hop == 0 ? 1 : l1[0];
+            for (uint32_t t = 0; t < cnt && n < want; t++) {
+                uint32_t p = hop == 0 ? ld[i] : l1[1 + t];
+                if (!sw__visit(c, p)) continue;
+                const uint32_t *l = sw__links0(ix, p);
+                if (in_ids(l + 1, l[0], d)) out[n++] = p;
+            }
+        }
+    if (n == want) return n;
+    /* A wider search (the pool has room for 4 ef) before a full scan. */
+    got = sw__search_layer(ix, c, sw__vec(ix, d), &seed, 1, 4 * j->ef, 0, SW__NONE);
+    n = 0;
+    for (size_t i = 0; i < got && n < want; i++) {
+        uint32_t p = c->pool[i].id;
+        const uint32_t *l = sw__links0(ix, p);
+        if (p != d && in_ids(l + 1, l[0], d)) out[n++] = p;
     }
     if (n == want) return n;
     n = 0;
@@ -394,7 +434,7 @@ sw_status sw_delete(sw_index *ix, uint64_t label) {
     /* work: candidates, orphans (M0 at a time), in-links */
     size_t work = j.cand_cap + ((size_t)ix->M0 + 1) / 2 + (indeg + 1) / 2 + 1;
     if ((st = reserve_ring(ix, 1)) != SW_OK) goto out;
-    if (!(c = sw__ctx_acquire(ix, j.ef, work))) {
+    if (!(c = sw__ctx_acquire(ix, 4 * j.ef, work))) {
         st = SW_ENOMEM;
         goto out;
     }

@@ -514,7 +514,7 @@ static void cbuf_free(const sw_index *ix, cbuf *b) {
 /* Sort the results and write the nearest max_count. */
 static void emit_range(const sw_index *ix, cbuf *res, size_t max_count, uint64_t *labels,
                        float *distances, size_t *n_found) {
-    qsort(res->v, res->n, sizeof *res->v, sw__cand_cmp);
+    if (res->n > 1) qsort(res->v, res->n, sizeof *res->v, sw__cand_cmp);
     size_t n = res->n < max_count ? res->n : max_count;
     emit(ix, res->v, n, labels, distances);
     *n_found = n;
