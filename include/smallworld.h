@@ -264,6 +264,9 @@ typedef struct sw_search_params {
      * may be set; a result then passes both.  A rejected node still guides
      * the walk through the graph; it is never a result.  Labels in `allow`
      * that are not in the index are ignored; duplicates are harmless.
+     * An allow-list costs a look-up per entry on every call (once per
+     * call for sw_search_batch); for a large one reused across many single
+     * searches a callback is cheaper.
      * When fewer than k labels pass, the search returns those it finds
      * (possibly none); that is not an error.  When the accepted share of
      * the index is small, the search scores the accepted vectors exactly
@@ -409,9 +412,13 @@ SW_API int sw_is_deleted(const sw_index *index, uint64_t label);
 SW_API size_t sw_deleted_count(const sw_index *index);
 
 /**
- * Delete `label` for real (live or tombstoned; see above).  Cost: about
- * what an insert costs.  For many labels at once, sw_mark_deleted each
- * and then sw_compact, which repairs each affected list once.
+ * Delete `label` for real (live or tombstoned; see above).  Cost: a few
+ * inserts' worth, more on large indexes: the lists that point to the node
+ * are found by a search around it, and when that misses some (a node many
+ * others link to), by a scan of every list, which grows with the index
+ * (bench/README.md has the figures).  For many labels at once,
+ * sw_mark_deleted each and then sw_compact, which repairs each affected
+ * list once and is far cheaper per label.
  * Errors: SW_ENULL, SW_ENOTFOUND, SW_ENOMEM (nothing changed).
  */
 SW_API sw_status sw_delete(sw_index *index, uint64_t label);

@@ -351,7 +351,7 @@ static void move_entry(const repair_job *j) {
 
 /* Find the nodes whose layer-0 list holds d, into out[] (room for the
  * in-degree of d).  A search from d first; a full scan if it falls short. */
-static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *out) {
+static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *out, bool exact) {
     const sw_index *ix = j->ix;
     uint32_t want = *sw__indeg_ptr(ix, d);
     size_t n = 0;
@@ -382,7 +382,7 @@ static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *ou
                 if (in_ids(l + 1, l[0], d)) out[n++] = p;
             }
         }
-    if (n == want) return n;
+    if (n == want || !exact) return n;
     /* A wider search (the pool has room for 4 ef) before a full scan. */
     got = sw__search_layer(ix, c, sw__vec(ix, d), &seed, 1, 4 * j->ef, 0, SW__NONE);
     n = 0;
@@ -419,37 +419,28 @@ static void forget_label(sw_index *ix, uint64_t label) {
 /* Scratch of a repair: candidates then orphans, in the context's work. */
 static size_t cand_cap_for(const sw_index *ix) { return 2 * (size_t)ix->M0 + ix->ef_construction; }
 
-sw_status sw_delete(sw_index *ix, uint64_t label) {
-    if (!ix) return sw__fail(SW_ENULL, "sw_delete: index is NULL");
-    pthread_rwlock_wrlock(&ix->save_lock);
-    sw_status st = SW_OK;
-    sw__ctx *c = NULL;
-    uint32_t d = find_label(ix, label);
-    if (d == SW__NONE) {
-        st = sw__fail(SW_ENOTFOUND, "sw_delete: label %llu", (unsigned long long)label);
-        goto out;
-    }
-    repair_job j = {ix, d, cand_cap_for(ix), ix->ef_construction > ix->M0 ? ix->ef_construction : ix->M0};
+/*
+ * Take node d out of the graph: repair every list that points to it, move
+ * the entry point if it is d, re-attach what loses its last in-link.  d's
+ * own lists are left as they are (a search standing on d still has a way
+ * on).  The caller holds save_lock alone.  SW_ENOMEM before any change.
+ */
+static sw_status unlink_node(sw_index *ix, uint32_t d, bool exact) {
+    repair_job j = {ix, d, cand_cap_for(ix),
+                    ix->ef_construction > ix->M0 ? ix->ef_construction : ix->M0};
     uint32_t indeg = *sw__indeg_ptr(ix, d);
     /* work: candidates, orphans (M0 at a time), in-links */
     size_t work = j.cand_cap + ((size_t)ix->M0 + 1) / 2 + (indeg + 1) / 2 + 1;
-    if ((st = reserve_ring(ix, 1)) != SW_OK) goto out;
-    if (!(c = sw__ctx_acquire(ix, 4 * j.ef, work))) {
-        st = SW_ENOMEM;
-        goto out;
-    }
+    sw__ctx *c = sw__ctx_acquire(ix, 4 * j.ef, work);
+    if (!c) return SW_ENOMEM;
     sw__cand *cand = c->work;
     uint32_t *orphans = (uint32_t *)(void *)(cand + j.cand_cap);
     uint32_t *in = orphans + ix->M0;
 
-    /* Searches stop returning it now. */
-    uint8_t was = __atomic_fetch_or(sw__flags_ptr(ix, d), (uint8_t)SW__F_DELETED, __ATOMIC_SEQ_CST);
-    if (!(was & SW__F_DELETED)) __atomic_fetch_add(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
     move_entry(&j);
-
     int level = sw__level(ix, d);
     /* Layer 0: the in-links, found through the in-degree. */
-    size_t nin = inlinks0(&j, c, d, in);
+    size_t nin = inlinks0(&j, c, d, in, exact);
     for (size_t i = 0; i < nin; i++) {
         size_t norph = repair(&j, c, in[i], 0, cand, orphans);
         adopt_all(ix, d, orphans, norph);
@@ -471,7 +462,42 @@ sw_status sw_delete(sw_index *ix, uint64_t label) {
         if (__atomic_sub_fetch(sw__indeg_ptr(ix, ld[i]), 1u, __ATOMIC_RELAXED) == 0)
             orphans[norph++] = ld[i];
     adopt_all(ix, d, orphans, norph);
+    sw__ctx_release(ix, c);
+    return SW_OK;
+}
 
+sw_status sw__unlink(sw_index *ix, uint32_t d) {
+    /* Exactness is not needed here: the slot stays this node's, so a list
+     * the search misses keeps a valid link, only one chosen for the old
+     * position; an update skips the wider search and the scan. */
+    sw_status st = unlink_node(ix, d, false);
+    if (st != SW_OK) return st;
+    /* The node is re-inserted next: its lists start empty (their links no
+     * longer count in anyone's in-degree). */
+    for (int l = 0; l <= sw__level(ix, d); l++) SW__STORE(&sw__links(ix, d, l)[0], 0u);
+    return SW_OK;
+}
+
+sw_status sw_delete(sw_index *ix, uint64_t label) {
+    if (!ix) return sw__fail(SW_ENULL, "sw_delete: index is NULL");
+    pthread_rwlock_wrlock(&ix->save_lock);
+    sw_status st = SW_OK;
+    uint32_t d = find_label(ix, label);
+    if (d == SW__NONE) {
+        st = sw__fail(SW_ENOTFOUND, "sw_delete: label %llu", (unsigned long long)label);
+        goto out;
+    }
+    if ((st = reserve_ring(ix, 1)) != SW_OK) goto out;
+    /* Searches stop returning it now. */
+    uint8_t was = __atomic_fetch_or(sw__flags_ptr(ix, d), (uint8_t)SW__F_DELETED, __ATOMIC_SEQ_CST);
+    if (!(was & SW__F_DELETED)) __atomic_fetch_add(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
+    if ((st = unlink_node(ix, d, true)) != SW_OK) {
+        if (!(was & SW__F_DELETED)) {
+            __atomic_fetch_and(sw__flags_ptr(ix, d), (uint8_t)~SW__F_DELETED, __ATOMIC_SEQ_CST);
+            __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
+        }
+        goto out;
+    }
     forget_label(ix, label);
     uint64_t e = __atomic_fetch_add(&ix->epoch, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&ix->grow_lock);
@@ -479,7 +505,6 @@ sw_status sw_delete(sw_index *ix, uint64_t label) {
     __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&ix->grow_lock);
 out:
-    if (c) sw__ctx_release(ix, c);
     pthread_rwlock_unlock(&ix->save_lock);
     return st;
 }

@@ -381,73 +381,6 @@ static void insert_new(sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot, i
     }
 }
 
-/* ==== Update an existing label ==== */
-
-/* Step 1: every old neighbour re-selects from its links plus ours. */
-static void repair_neighbours(const sw_index *ix, sw__ctx *c, uint32_t slot, int layer,
-                              sw__cand *scratch) {
-    uint32_t old[SW_MAX_M0];
-    const uint32_t *l = sw__links(ix, slot, layer);
-    uint32_t nold = SW__LOAD(&l[0]);
-    for (uint32_t i = 0; i < nold; i++) old[i] = SW__LOAD(&l[1 + i]);
-    for (uint32_t i = 0; i < nold; i++) {
-        uint32_t nb = old[i];
-        const float *vn = sw__vec(ix, nb);
-        sw__node_lock(ix, nb);
-        sw__ctx_new_epoch(c);
-        sw__visit(c, nb);
-        size_t n = 0;
-        const uint32_t *ln = sw__links(ix, nb, layer);
-        for (int pass = 0; pass < 2; pass++) {
-            const uint32_t *ids = pass == 0 ? ln + 1 : old;
-            uint32_t cnt = pass == 0 ? ln[0] : nold;
-            for (uint32_t j = 0; j < cnt; j++) {
-                uint32_t a = ids[j];
-                if (a == nb || !sw__visit(c, a)) continue;
-                scratch[n++] = (sw__cand){ix->dist(vn, sw__vec(ix, a), ix->dim), a};
-            }
-        }
-        /* As in Algorithm 1, a list is shrunk only when it overflows: one
-         * with room keeps every candidate.  Re-selecting a list with room
-         * anyway prunes it to the heuristic's few, which on small graphs
-         * under repeated updates cut off whole groups of nodes. */
-        if (n <= sw__max_degree(ix, layer))
-            write_links(ix, nb, layer, scratch, n);
-        else
-            reselect(ix, nb, layer, scratch, n);
-        sw__node_unlock(ix, nb);
-    }
-}
-
-static void update(sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot) {
-    int level = sw__level(ix, slot);
-    for (int l = 0; l <= level; l++) repair_neighbours(ix, c, slot, l, p->scratch);
-
-    int top;
-    uint32_t entry = sw__top(ix, &top);
-    if (entry == SW__NONE) return; /* the first node, still being inserted: nothing to link to */
-    if (entry != slot) {
-        sw__cand cur = {ix->dist(c->query, sw__vec(ix, entry), ix->dim), entry};
-        for (int l = top; l > level; l--) sw__greedy(ix, c->query, &cur, l);
-        p->seeds[0] = cur;
-        link_node(ix, c, p, slot, level < top ? level : top, 1);
-        return;
-    }
-    /* The node is the entry point: start from its own neighbours on the
-     * highest layer where it has any (above that it is alone). */
-    for (int t = level; t >= 0; t--) {
-        const uint32_t *l = sw__links(ix, slot, t);
-        uint32_t deg = SW__LOAD(&l[0]);
-        if (deg == 0) continue;
-        for (uint32_t j = 0; j < deg; j++) {
-            uint32_t a = SW__LOAD(&l[1 + j]);
-            p->seeds[j] = (sw__cand){ix->dist(c->query, sw__vec(ix, a), ix->dim), a};
-        }
-        link_node(ix, c, p, slot, t, deg);
-        return;
-    }
-}
-
 /* ==== sw_add ==== */
 
 /* Write the record of a new node in `slot` before anything can see it. */
@@ -505,24 +438,32 @@ static sw_status claim(sw_index *ix, uint64_t label, const float *v, int level, 
     return st;
 }
 
-sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) {
-    if (!ix || !vector) return sw__fail(SW_ENULL, "sw_add: %s is NULL", ix ? "vector" : "index");
-    if (dim != ix->dim)
-        return sw__fail(SW_EDIMMISMATCH, "sw_add: vector has dimension %zu, the index %u", dim,
-                        ix->dim);
-
+/* One attempt at sw_add.  *again is set when the label changed state
+ * between the look-up and the work (inserted or deleted by another
+ * thread), and the caller starts over. */
+static sw_status add_once(sw_index *ix, uint64_t label, const float *vector, bool *again) {
+    *again = false;
     pthread_rwlock_rdlock(&ix->save_lock);
     pthread_rwlock_rdlock(&ix->label_lock);
     uint32_t slot = sw__labels_find(&ix->labels, label);
     pthread_rwlock_unlock(&ix->label_lock);
+    if (slot != SW__NONE) {
+        /* An update unlinks the node, which needs the graph to itself
+         * (delete.c); re-check the label once no add is running. */
+        pthread_rwlock_unlock(&ix->save_lock);
+        pthread_rwlock_wrlock(&ix->save_lock);
+        if (sw__labels_find(&ix->labels, label) != slot) {
+            pthread_rwlock_unlock(&ix->save_lock);
+            *again = true;
+            return SW_OK;
+        }
+    }
     /* A label that another add inserts meanwhile gets this same level. */
-    int level = sw__level_for(ix, label);
-    if (slot != SW__NONE && sw__level(ix, slot) > level) level = sw__level(ix, slot);
+    int level = slot != SW__NONE ? sw__level(ix, slot) : sw__level_for(ix, label);
 
-    /* Work space: seeds (one pool's worth, or an entry point's links), one
-     * search result per layer, then scratch for selection: an overflowing
-     * list plus one, a repaired list (its links plus the updated node's),
-     * or the extended candidate set. */
+    /* Work space: seeds (one pool's worth), one search result per layer,
+     * then scratch for selection: an overflowing list plus one, or the
+     * extended candidate set. */
     plan p;
     p.ef = build_ef(ix);
     p.levels = (size_t)level + 1;
@@ -542,36 +483,53 @@ sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) 
     p.found = p.seeds + p.nseeds;
     p.scratch = p.found + nfound;
 
-    bool is_new = false;
     if (slot == SW__NONE) {
-        uint32_t *upper = NULL; /* level is sw__level_for(label), from above */
+        bool is_new = false;
+        uint32_t *upper = NULL;
         if (level > 0 && !(upper = sw__upper_alloc(ix, level))) {
             st = sw__fail(SW_ENOMEM, "sw_add: allocating links for level %d", level);
             goto done;
         }
         st = claim(ix, label, c->query, level, upper, &slot, &is_new);
         if (st != SW_OK || !is_new) sw__upper_free(ix, upper, level);
-        if (st != SW_OK) goto done;
-        if (is_new) {
-            sw__gate_enter(&ix->gate);
-            insert_new(ix, c, &p, slot, level);
-            sw__gate_leave(&ix->gate);
-        }
-    }
-    if (!is_new) {
-        sw__gate_close(&ix->gate);
-        memcpy(sw__vec(ix, slot), c->query, ix->vec_bytes);
-        sw__gate_open(&ix->gate);
+        if (st == SW_OK && !is_new) *again = true; /* added meanwhile: an update now */
+        if (st != SW_OK || !is_new) goto done;
         sw__gate_enter(&ix->gate);
-        update(ix, c, &p, slot);
+        insert_new(ix, c, &p, slot, level);
         sw__gate_leave(&ix->gate);
-        /* Adding a tombstoned label brings it back (as hnswlib does). */
-        uint8_t was = __atomic_fetch_and(sw__flags_ptr(ix, slot), (uint8_t)~SW__F_DELETED,
-                                         __ATOMIC_SEQ_CST);
-        if (was & SW__F_DELETED) __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
+        goto done;
     }
+
+    /* An update is a deletion and a re-insertion in the same slot: the
+     * lists that pointed to the node are repaired as for a deletion
+     * (delete.c), the vector is replaced, and the node is linked again as
+     * a new one, so the graph is the one an insert of the new vector would
+     * have made, and no list keeps a link chosen for the old position. */
+    if ((st = sw__unlink(ix, slot)) != SW_OK) goto done;
+    sw__gate_close(&ix->gate);
+    memcpy(sw__vec(ix, slot), c->query, ix->vec_bytes);
+    sw__gate_open(&ix->gate);
+    sw__gate_enter(&ix->gate);
+    insert_new(ix, c, &p, slot, level);
+    sw__gate_leave(&ix->gate);
+    /* Adding a tombstoned label brings it back (as hnswlib does). */
+    uint8_t was = __atomic_fetch_and(sw__flags_ptr(ix, slot), (uint8_t)~SW__F_DELETED,
+                                     __ATOMIC_SEQ_CST);
+    if (was & SW__F_DELETED) __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
 done:
     pthread_rwlock_unlock(&ix->save_lock);
     if (c) sw__ctx_release(ix, c);
+    return st;
+}
+
+sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) {
+    if (!ix || !vector) return sw__fail(SW_ENULL, "sw_add: %s is NULL", ix ? "vector" : "index");
+    if (dim != ix->dim)
+        return sw__fail(SW_EDIMMISMATCH, "sw_add: vector has dimension %zu, the index %u", dim,
+                        ix->dim);
+    bool again;
+    sw_status st;
+    do st = add_once(ix, label, vector, &again);
+    while (st == SW_OK && again);
     return st;
 }

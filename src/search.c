@@ -220,9 +220,10 @@ void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
  * How a filtered search is run.  Let s be the share of the index's slots a
  * result may come from (tombstones, allow-list, callback, multiplied).  A
  * walk that must collect ef accepted nodes visits about ef / s pool
- * entries, and an unfiltered walk computes about WALK_COST distances per
- * pool entry (measured on SIFT and make_synth data at M = 16: 12-20).  A
- * scan of the candidates costs one distance per accepted slot (allow-list:
+ * entries, at about WALK_COST distances' worth of work per entry: set from
+ * the filter bench (bench/README.md), where at 10% selectivity and ef 128
+ * on 200,000 vectors a value of 16 chose the scan at 2.2 ms per query
+ * over a walk of 0.8 ms.  A scan of the candidates costs one distance per accepted slot (allow-list:
  * only those; callback or tombstones: every slot is checked, at about a
  * quarter of a distance each).  The cheaper plan wins.  The walk's pool is
  * sized 2 ef / s (the cut after the ef-th accepted entry keeps it far
@@ -230,7 +231,7 @@ void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
  * than k accepted results is followed by the scan, which is exact: fewer
  * than k results then means fewer than k labels pass.
  */
-#define WALK_COST 16.0
+#define WALK_COST 4.0
 #define SAMPLE 64
 
 static int slot_cmp(const void *pa, const void *pb) {
