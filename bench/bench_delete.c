@@ -40,6 +40,13 @@
  *            max(ef, k') keeping the first k allowed (the baseline a user
  *            without filter support writes); and sw_search_exact with the
  *            allow-list (a scan of the allowed set, the other baseline).
+ *   update   Replace the vectors of a random half of the labels (fixed
+ *            --seed) with sw_add, one by one: the index holds labels 0..n-1
+ *            with the first n = nb/2 base rows, and label L, when chosen,
+ *            takes row n + L, a vector from anywhere in the data.  Two
+ *            indexes: "fresh", built from the final vectors (the
+ *            reference), and "update", the initial index after the
+ *            updates.  Update and insert times are printed with the table.
  *
  * Choices, each with its reason:
  *
@@ -374,7 +381,7 @@ static int32_t *read_ids(const char *what, const char *path, size_t expect)
 /* Command line                                                          */
 /* ===================================================================== */
 
-typedef enum { MODE_HALF, MODE_CLUSTER, MODE_FILTER } bench_mode;
+typedef enum { MODE_HALF, MODE_CLUSTER, MODE_FILTER, MODE_UPDATE } bench_mode;
 
 typedef struct {
     bench_mode mode;
@@ -395,7 +402,7 @@ typedef struct {
 
 static void usage(FILE *to)
 {
-    fputs("usage: sw_bench_delete --mode half|cluster|filter --base FILE --query FILE\n"
+    fputs("usage: sw_bench_delete --mode half|cluster|filter|update --base FILE --query FILE\n"
           "           [--queries 1000] [--ef 16,32,64,128] [--repeat 5] [--threads 2]\n"
           "           [--M 16] [--efc 200] [--k 10] [--nb N] [--tile 1] [--name DATASET]\n"
           "           [--tmpdir DIR]\n"
@@ -530,12 +537,13 @@ static void parse_args(int argc, char **argv, args *a)
             die(EXIT_USAGE, "unknown option \"%s\"", o);
         }
     }
-    if (!mode) die(EXIT_USAGE, "--mode half|cluster|filter is required");
+    if (!mode) die(EXIT_USAGE, "--mode half|cluster|filter|update is required");
     a->mode_name = mode;
     if (!strcmp(mode, "half")) a->mode = MODE_HALF;
     else if (!strcmp(mode, "cluster")) a->mode = MODE_CLUSTER;
     else if (!strcmp(mode, "filter")) a->mode = MODE_FILTER;
-    else die(EXIT_USAGE, "--mode must be half, cluster or filter, got \"%s\"", mode);
+    else if (!strcmp(mode, "update")) a->mode = MODE_UPDATE;
+    else die(EXIT_USAGE, "--mode must be half, cluster, filter or update, got \"%s\"", mode);
     if (!a->base) die(EXIT_USAGE, "--base FILE is required");
     if (!a->query) die(EXIT_USAGE, "--query FILE is required");
     if (a->mode != MODE_CLUSTER && (a->clusters || a->query_clusters || a->cluster >= 0))
@@ -1938,6 +1946,140 @@ static void mode_filter(bench *b)
 }
 
 /* ===================================================================== */
+/* --mode update                                                         */
+/* ===================================================================== */
+
+enum { U_FRESH, U_UPDATE, U_N };
+static const char *const update_names[U_N] = {"fresh", "update"};
+
+static void mode_update(bench *b)
+{
+    const args *a = &b->a;
+    size_t n = b->nb / 2, nq = b->nq, d = b->d, k = b->k, nup = n / 2;
+    size_t i, e, x;
+    uint64_t *perm = xmalloc((n ? n : 1) * sizeof(uint64_t)), *all, *labels, *truth;
+    unsigned char *chosen = xcalloc(n ? n : 1, 1);
+    float *final_vecs, *dist;
+    uint64_t state = a->seed, *lat;
+    sw_index *ix[U_N];
+    double build_s, fresh_s, gt_s;
+    size_t *ntruth;
+    series *ser;
+    summary *sum;
+
+    print_banner(b, "question: replace the vectors of a random half of the labels with "
+                    "sw_add; is the graph as good as one built from the final vectors?");
+    if (nup == 0) die(EXIT_USAGE, "the base set has %zu rows; update needs at least 4", b->nb);
+    for (i = 0; i < n; i++) perm[i] = i;
+    for (i = n - 1; i > 0; i--) {
+        size_t r = (size_t)(rng_next(&state) % (uint64_t)(i + 1));
+        uint64_t t = perm[i];
+        perm[i] = perm[r];
+        perm[r] = t;
+    }
+    for (i = 0; i < nup; i++) chosen[perm[i]] = 1;
+    all = xmalloc(n * sizeof(uint64_t));
+    final_vecs = xmalloc(n * d * sizeof(float));
+    for (i = 0; i < n; i++) {
+        all[i] = i;
+        memcpy(final_vecs + i * d, b->base + (chosen[i] ? n + i : i) * d, d * sizeof(float));
+    }
+    printf("index of %zu labels (rows 0..%zu); updating %zu of them to rows %zu.. (seed %llu)\n\n",
+           n, n - 1, nup, n, (unsigned long long)a->seed);
+
+    ix[U_UPDATE] = build_index(a, d, all, b->base, n, &build_s);
+    ix[U_FRESH] = build_index(a, d, all, final_vecs, n, &fresh_s);
+    printf("build %zu (sw_add_batch, %zu thr): %.2f s, %.1f us per insert per thread\n", n,
+           a->threads, build_s, build_s * 1e6 * (double)a->threads / (double)n);
+    printf("build fresh from the final vectors: %.2f s\n", fresh_s);
+
+    lat = xmalloc(nup * sizeof(uint64_t));
+    {
+        uint64_t t0 = now_ns(), tot;
+        for (i = 0; i < nup; i++) {
+            uint64_t L = perm[i], q0 = now_ns();
+            sw_status st = sw_add(ix[U_UPDATE], L, b->base + (n + L) * d, d);
+            lat[i] = now_ns() - q0;
+            if (st != SW_OK) die(EXIT_RUNTIME, "sw_add (update of %llu): %s",
+                                 (unsigned long long)L, sw_last_error());
+        }
+        tot = now_ns() - t0;
+        qsort(lat, nup, sizeof *lat, cmp_u64);
+        printf("sw_add x %zu updates (one by one, 1 thr): %.2f s, mean %.1f us, p99 %.1f us\n",
+               nup, secs(tot), (double)tot / (double)nup / 1e3,
+               (double)lat[(size_t)ceil(0.99 * (double)nup) - 1] / 1e3);
+        printf("CSV_HEADER,update_op,dataset,n,updates,build_s,build_threads,update_s,"
+               "update_mean_us,update_p99_us\n");
+        printf("CSV,update_op,%s,%zu,%zu,%.4f,%zu,%.4f,%.3f,%.3f\n", b->dataset, n, nup, build_s,
+               a->threads, secs(tot), (double)tot / (double)nup / 1e3,
+               (double)lat[(size_t)ceil(0.99 * (double)nup) - 1] / 1e3);
+    }
+    free(lat);
+    check_counts("updated index", ix[U_UPDATE], n, 0);
+
+    truth = xmalloc(nq * k * sizeof(uint64_t));
+    dist = xmalloc(nq * k * sizeof(float));
+    ntruth = xmalloc(nq * sizeof(size_t));
+    gt_s = ground_truth(ix[U_FRESH], b->query, nq, d, k, NULL, truth, dist, ntruth, "fresh");
+    printf("ground truth (sw_search_exact on the fresh index): %.2f s\n\n", gt_s);
+
+    labels = xmalloc(nq * k * sizeof(uint64_t));
+    ser = xmalloc(a->n_ef * U_N * sizeof *ser);
+    sum = xmalloc(a->n_ef * U_N * sizeof *sum);
+    printf("%5s %-10s %10s %9s %11s %11s %11s %9s\n", "ef", "index", "recall@k", "d recall",
+           "QPS median", "QPS min", "QPS max", "QPS/fresh");
+    for (e = 0; e < a->n_ef; e++) {
+        for (x = 0; x < U_N; x++) series_init(&ser[e * U_N + x], a->repeat, nq * a->tile);
+        for (unsigned r = 0; r < a->repeat; r++)
+            for (x = 0; x < U_N; x++) {
+                pass_spec p = {0};
+                char what[64];
+                snprintf(what, sizeof what, "sw_search on the %s index (ef %u)", update_names[x],
+                         a->efs[e]);
+                p.what = what;
+                p.kind = PASS_SEARCH;
+                p.ix = ix[x];
+                p.q = b->query;
+                p.nq = nq;
+                p.sp = sw_search_params_default();
+                p.sp.ef = a->efs[e];
+                p.kq = k;
+                p.tile = a->tile;
+                measure(&ser[e * U_N + x], r, &p, d, k, labels, NULL, truth, ntruth, NULL, n, 0);
+            }
+        for (x = 0; x < U_N; x++) {
+            summary *s = &sum[e * U_N + x], *f = &sum[e * U_N + U_FRESH];
+            *s = summarize(&ser[e * U_N + x]);
+            printf("%5u %-10s %10.4f %+9.4f %11.1f %11.1f %11.1f %9.3f\n", a->efs[e],
+                   update_names[x], s->recall, rdiff(s->recall, f->recall), s->qps_med, s->qps_min,
+                   s->qps_max, s->qps_med / f->qps_med);
+            series_free(&ser[e * U_N + x]);
+        }
+        fflush(stdout);
+    }
+    printf("CSV_HEADER,update,dataset,index,ef,recall,recall_diff,qps_median,qps_min,qps_max,"
+           "qps_ratio\n");
+    for (e = 0; e < a->n_ef; e++)
+        for (x = 0; x < U_N; x++) {
+            const summary *s = &sum[e * U_N + x], *f = &sum[e * U_N + U_FRESH];
+            printf("CSV,update,%s,%s,%u,%.6f,%.6f,%.2f,%.2f,%.2f,%.4f\n", b->dataset,
+                   update_names[x], a->efs[e], s->recall, rdiff(s->recall, f->recall), s->qps_med,
+                   s->qps_min, s->qps_max, s->qps_med / f->qps_med);
+        }
+    for (x = 0; x < U_N; x++) sw_free(ix[x]);
+    free(perm);
+    free(chosen);
+    free(all);
+    free(final_vecs);
+    free(truth);
+    free(dist);
+    free(ntruth);
+    free(labels);
+    free(ser);
+    free(sum);
+}
+
+/* ===================================================================== */
 /* Main                                                                  */
 /* ===================================================================== */
 
@@ -1955,6 +2097,7 @@ int main(int argc, char **argv)
     case MODE_HALF: mode_half(&b); break;
     case MODE_CLUSTER: mode_cluster(&b); break;
     case MODE_FILTER: mode_filter(&b); break;
+    case MODE_UPDATE: mode_update(&b); break;
     }
     printf("\nwall time %.1f s (after loading the data)\n", secs(now_ns() - t0));
     if (g_unexpected)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # run_delete.sh — the deletion and filtering benchmark of smallworld, all
-# three questions on one data set.
+# four questions on one data set.
 #
-# sw_bench_delete (bench/bench_delete.c) answers three questions, one per
-# --mode, and this script asks all three, one after the other and never at
+# sw_bench_delete (bench/bench_delete.c) answers four questions, one per
+# --mode, and this script asks all four, one after the other and never at
 # the same time (each needs the machine to itself: its timed searches are
 # single-threaded, its builds and compaction use --threads, default 2):
 #
@@ -14,7 +14,10 @@
 #            and compare the other clusters' queries before and after, and
 #            against an index built without the cluster;
 #   filter   filtered search at 1%, 10% and 50% selectivity: allow-list and
-#            callback against post-filtering and an exact scan.
+#            callback against post-filtering and an exact scan;
+#   update   replace the vectors of half of the labels of an index of the
+#            first half of the base rows, against an index built from the
+#            final vectors.
 #
 # The cluster question needs the cluster id of every row, which
 # make_synth.py does not write: bench/synth_clusters.py recovers them by
@@ -47,8 +50,8 @@
 #   BUILD_DIR  CMake build directory (default ./build of the repository);
 #              sw_bench_delete is built there (incrementally) first
 #   options    go to all three modes, e.g. --queries 500 --repeat 3
-# environment: MODES (default "half cluster filter"), TILE (default 4),
-#   HALF_ARGS, CLUSTER_ARGS, FILTER_ARGS (extra options for one mode only,
+# environment: MODES (default "half cluster filter update"), TILE (default 4),
+#   HALF_ARGS, CLUSTER_ARGS, FILTER_ARGS, UPDATE_ARGS (extra options for one mode only,
 #   e.g. FILTER_ARGS="--sel 10,100"), PYTHON (default python3), SW_NO_BUILD=1
 #   (use the binary as it is), SW_BENCH_OUT (results directory, default a new
 #   /tmp/sw_delete.XXXXXX)
@@ -63,7 +66,7 @@ BUILD=$ROOT/build
 if [ $# -ge 1 ] && [ "${1#--}" = "$1" ]; then DATA=$1; shift; fi
 if [ $# -ge 1 ] && [ "${1#--}" = "$1" ]; then BUILD=$1; shift; fi
 PYTHON=${PYTHON:-python3}
-MODES=${MODES:-half cluster filter}
+MODES=${MODES:-half cluster filter update}
 TILE=${TILE:-4}
 
 [ -d "$DATA" ] || die "data directory $DATA does not exist"
@@ -79,7 +82,7 @@ BASE=$(pick base)
 QUERY=$(pick query)
 NAME=$(basename "$(cd "$DATA" && pwd)")
 for m in $MODES; do
-    case $m in half|cluster|filter) ;; *) die "MODES: unknown mode \"$m\" (half, cluster, filter)" ;; esac
+    case $m in half|cluster|filter|update) ;; *) die "MODES: unknown mode \"$m\" (half, cluster, filter, update)" ;; esac
 done
 
 # ---- Build (incremental: a no-op when nothing changed). ----
@@ -133,6 +136,7 @@ for m in $MODES; do
     half)    ARGS=(--tile "$TILE") ; EXTRA=${HALF_ARGS:-} ;;
     cluster) ARGS=(--tile "$TILE") ; EXTRA=${CLUSTER_ARGS:-} ;;
     filter)  ARGS=() ; EXTRA=${FILTER_ARGS:-} ;;
+    update)  ARGS=(--tile "$TILE") ; EXTRA=${UPDATE_ARGS:-} ;;
     esac
     if [ "$m" = cluster ] && [ "$CLUSTER_OK" != 1 ]; then continue; fi
     echo "=== --mode $m   (load average $(loadavg)) ==="

@@ -170,7 +170,9 @@ sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vector
     }
     sw_status st = check_distinct(ix, labels, n);
     if (st != SW_OK) return st;
-    size_t count = sw_count(ix);
+    /* slots in use (live, tombstoned, and freed ones not yet recycled
+     * alike), not the live count: that is what fills the index */
+    size_t count = sw__count(ix);
     if (count + n > SW__MAX_SLOTS) {
         size_t fresh = 0;
         for (size_t i = 0; i < n; i++) fresh += !sw_contains(ix, labels[i]);

@@ -134,9 +134,11 @@ static sw_status reserve_ring(sw_index *ix, size_t more) {
     return st;
 }
 
-/* The slot is out of the graph: mark it FREE and queue it, stamped with
- * `epoch`.  Room was reserved.  Caller holds grow_lock. */
+/* The slot, a tombstone until now, is out of the graph: mark it FREE and
+ * queue it, stamped with `epoch`.  Room was reserved.  Caller holds
+ * grow_lock. */
 static void release_slot(sw_index *ix, uint32_t s, uint64_t epoch) {
+    __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST); /* it was a tombstone */
     SW__STORE(sw__flags_ptr(ix, s), (uint8_t)SW__F_FREE);
     *sw__indeg_ptr(ix, s) = 0;
     size_t tail = (ix->freed_head + ix->nfree) % ix->freed_cap;
@@ -183,8 +185,12 @@ sw_status sw_unmark_deleted(sw_index *ix, uint64_t label) {
 
 int sw_is_deleted(const sw_index *ix, uint64_t label) {
     if (!ix) return 0;
-    uint32_t s = find_label(ix, label);
-    return s != SW__NONE && (sw__flags(ix, s) & SW__F_DELETED) != 0;
+    sw_index *mix = (sw_index *)ix;
+    pthread_rwlock_rdlock(&mix->label_lock); /* the slot stays this label's meanwhile */
+    uint32_t s = sw__labels_find(&ix->labels, label);
+    int dead = s != SW__NONE && (sw__flags(ix, s) & SW__F_DELETED) != 0;
+    pthread_rwlock_unlock(&mix->label_lock);
+    return dead;
 }
 
 size_t sw_deleted_count(const sw_index *ix) { return ix ? SW__LOAD(&((sw_index *)ix)->ndeleted) : 0; }
@@ -228,6 +234,13 @@ static size_t replace_list(const sw_index *ix, uint32_t p, int layer, const sw__
 
 /* ==== Repairing one list ==== */
 
+/* A list that loses at least this share of its links searches for more
+ * candidates (see repair); SEARCH_LOST_NUM > SEARCH_LOST_DEN turns it off. */
+#ifndef SEARCH_LOST_NUM
+#define SEARCH_LOST_NUM 2
+#define SEARCH_LOST_DEN 1
+#endif
+
 /* What a repair needs: which nodes are leaving, and scratch. */
 typedef struct repair_job {
     sw_index *ix;
@@ -249,14 +262,16 @@ static size_t search_more(const repair_job *j, sw__ctx *c, uint32_t p, int layer
     const sw_index *ix = j->ix;
     int top;
     uint32_t entry = sw__top(ix, &top);
-    if (entry == SW__NONE || entry == p || top < layer) return n;
+    if (entry == SW__NONE || top < layer) return n;
     const float *q = sw__vec(ix, p);
     sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
     for (int l = top; l > layer; l--) sw__greedy(ix, q, &cur, l);
-    size_t got = sw__search_layer(ix, c, q, &cur, 1, j->ef, layer, p);
+    /* p is not excluded from the walk: a node on the layers above is where
+     * the descent lands, and its own list is the natural start. */
+    size_t got = sw__search_layer(ix, c, q, &cur, 1, j->ef, layer, SW__NONE);
     for (size_t i = 0; i < got && n < j->cand_cap; i++) {
         uint32_t x = c->pool[i].id;
-        if (leaving(j, x) || (sw__flags(ix, x) & SW__F_FREE)) continue;
+        if (x == p || leaving(j, x) || (sw__flags(ix, x) & SW__F_FREE)) continue;
         bool dup = false;
         for (size_t t = 0; t < n && !dup; t++) dup = cand[t].id == x;
         if (!dup) cand[n++] = c->pool[i];
@@ -277,9 +292,9 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
     const uint32_t *lp = sw__links(ix, p, layer);
     uint32_t np = lp[0], mine[SW_MAX_M0];
     memcpy(mine, lp + 1, np * sizeof *mine);
-    bool any = false;
-    for (uint32_t i = 0; i < np && !any; i++) any = leaving(j, mine[i]);
-    if (!any) return 0;
+    uint32_t lost = 0;
+    for (uint32_t i = 0; i < np; i++) lost += leaving(j, mine[i]);
+    if (!lost) return 0;
     sw__ctx_new_epoch(c);
     sw__visit(c, p);
     size_t n = 0;
@@ -298,7 +313,8 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
             cand[n++] = (sw__cand){ix->dist(vp, sw__vec(ix, y), ix->dim), y};
         }
     }
-    if (n < ix->M / 2) n = search_more(j, c, p, layer, cand, n);
+    if (n < ix->M / 2 || lost * SEARCH_LOST_DEN >= SEARCH_LOST_NUM * np)
+        n = search_more(j, c, p, layer, cand, n);
     qsort(cand, n, sizeof *cand, sw__cand_cmp);
     size_t maxdeg = sw__max_degree(ix, layer), r = n;
     sw__cand sel[SW_MAX_M0];
@@ -406,7 +422,7 @@ static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *ou
 static void adopt_all(const sw_index *ix, uint32_t d, const uint32_t *orphans, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (orphans[i] != d && SW__LOAD(sw__indeg_ptr(ix, orphans[i])) == 0)
-            sw__adopt_orphan(ix, orphans[i]);
+            sw__adopt_orphan(ix, orphans[i], d);
 }
 
 /* Remove `label` from the map (under label_lock). */
@@ -421,9 +437,11 @@ static size_t cand_cap_for(const sw_index *ix) { return 2 * (size_t)ix->M0 + ix-
 
 /*
  * Take node d out of the graph: repair every list that points to it, move
- * the entry point if it is d, re-attach what loses its last in-link.  d's
- * own lists are left as they are (a search standing on d still has a way
- * on).  The caller holds save_lock alone.  SW_ENOMEM before any change.
+ * the entry point if it is d, re-attach what loses its last in-link.  For
+ * a deletion (exact) every such list is found and d's own lists are left
+ * as they are (a search standing on d still has a way on); for an update
+ * (not exact) see sw__unlink.  The caller holds save_lock alone.
+ * SW_ENOMEM before any change.
  */
 static sw_status unlink_node(sw_index *ix, uint32_t d, bool exact) {
     repair_job j = {ix, d, cand_cap_for(ix),
@@ -455,12 +473,16 @@ static sw_status unlink_node(sw_index *ix, uint32_t d, bool exact) {
                 if (in_ids(lk + 1, lk[0], d)) repair(&j, c, p, l, cand, NULL);
             }
         }
-    /* d's own links stop counting; then re-attach what lost its last in-link. */
+    /* d's own links stop counting; then re-attach what lost its last
+     * in-link (never to d, which is leaving). */
     const uint32_t *ld = sw__links0(ix, d);
     size_t norph = 0;
     for (uint32_t i = 1; i <= ld[0]; i++)
         if (__atomic_sub_fetch(sw__indeg_ptr(ix, ld[i]), 1u, __ATOMIC_RELAXED) == 0)
             orphans[norph++] = ld[i];
+    /* An update re-inserts d next: its lists start empty. */
+    if (!exact)
+        for (int l = 0; l <= level; l++) SW__STORE(&sw__links(ix, d, l)[0], 0u);
     adopt_all(ix, d, orphans, norph);
     sw__ctx_release(ix, c);
     return SW_OK;
@@ -469,13 +491,9 @@ static sw_status unlink_node(sw_index *ix, uint32_t d, bool exact) {
 sw_status sw__unlink(sw_index *ix, uint32_t d) {
     /* Exactness is not needed here: the slot stays this node's, so a list
      * the search misses keeps a valid link, only one chosen for the old
-     * position; an update skips the wider search and the scan. */
-    sw_status st = unlink_node(ix, d, false);
-    if (st != SW_OK) return st;
-    /* The node is re-inserted next: its lists start empty (their links no
-     * longer count in anyone's in-degree). */
-    for (int l = 0; l <= sw__level(ix, d); l++) SW__STORE(&sw__links(ix, d, l)[0], 0u);
-    return SW_OK;
+     * position; an update skips the wider search and the scan, and empties
+     * d's lists (their links no longer count in anyone's in-degree). */
+    return unlink_node(ix, d, false);
 }
 
 sw_status sw_delete(sw_index *ix, uint64_t label) {
@@ -502,7 +520,6 @@ sw_status sw_delete(sw_index *ix, uint64_t label) {
     uint64_t e = __atomic_fetch_add(&ix->epoch, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&ix->grow_lock);
     release_slot(ix, d, e);
-    __atomic_fetch_sub(&ix->ndeleted, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&ix->grow_lock);
 out:
     pthread_rwlock_unlock(&ix->save_lock);
@@ -570,7 +587,7 @@ sw_status sw_compact(sw_index *ix, size_t threads) {
         }
 
     move_entry(&j.r);
-    sw__parallel(ix, nt, (j.count + COMPACT_ROWS - 1) / COMPACT_ROWS, compact_task, &j);
+    sw__parallel(ix, nt, ((size_t)j.count + COMPACT_ROWS - 1) / COMPACT_ROWS, compact_task, &j);
 
     /* The leaving nodes' own links stop counting; labels go; then orphans. */
     for (uint32_t s = 0; s < j.count; s++) {
@@ -582,12 +599,11 @@ sw_status sw_compact(sw_index *ix, size_t threads) {
     for (uint32_t s = 0; s < j.count; s++)
         if (sw__flags(ix, s) == 0 && SW__LOAD(sw__indeg_ptr(ix, s)) == 0 &&
             sw__top(ix, &(int){0}) != s)
-            sw__adopt_orphan(ix, s);
+            sw__adopt_orphan(ix, s, SW__NONE);
     uint64_t e = __atomic_fetch_add(&ix->epoch, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&ix->grow_lock);
     for (uint32_t s = 0; s < j.count; s++)
         if (sw__flags(ix, s) == SW__F_DELETED) release_slot(ix, s, e);
-    __atomic_store_n(&ix->ndeleted, 0, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&ix->grow_lock);
 release:
     while (j.nctx) sw__ctx_release(ix, j.ctx[--j.nctx]);

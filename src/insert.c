@@ -237,7 +237,7 @@ static int far_first(const void *pa, const void *pb) {
  * Make the nearest neighbour that can spare a link point to it, replacing
  * that neighbour's furthest link to a node with another in-link.
  */
-void sw__adopt_orphan(const sw_index *ix, uint32_t s) {
+void sw__adopt_orphan(const sw_index *ix, uint32_t s, uint32_t skip) {
     uint32_t mine[SW_MAX_M0];
     const uint32_t *ml = sw__links(ix, s, 0);
     uint32_t nmine = SW__LOAD(&ml[0]);
@@ -245,6 +245,7 @@ void sw__adopt_orphan(const sw_index *ix, uint32_t s) {
     for (uint32_t i = 0; i < nmine; i++) {
         if (SW__LOAD(sw__indeg_ptr(ix, s)) > 0) return;
         uint32_t e = mine[i];
+        if (e == skip) continue;
         sw__node_lock(ix, e);
         uint32_t *links = sw__links(ix, e, 0);
         uint32_t deg = links[0];
@@ -318,7 +319,7 @@ static void link_layer(const sw_index *ix, sw__ctx *c, const plan *p, uint32_t s
     write_links(ix, slot, layer, sel, r);
     sw__node_unlock(ix, slot);
     for (size_t i = 0; i < r; i++) add_link(ix, sel[i].id, slot, sel[i].dist, layer, scratch);
-    if (layer == 0 && SW__LOAD(sw__indeg_ptr(ix, slot)) == 0) sw__adopt_orphan(ix, slot);
+    if (layer == 0 && SW__LOAD(sw__indeg_ptr(ix, slot)) == 0) sw__adopt_orphan(ix, slot, SW__NONE);
 }
 
 /* The candidate list size while inserting: ef_construction, at least M (a

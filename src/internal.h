@@ -181,9 +181,6 @@ typedef struct sw__ctx {
      * ctx_all list, which is how a recycler finds the oldest operation. */
     uint64_t pin;
     struct sw__ctx *all_next;
-    /* Filtered search: the allowed-slot bitmap and its slots (search.c). */
-    uint8_t *bits;
-    size_t bits_cap;
 } sw__ctx;
 
 #define SW__EXTRA_BITS 11 /* 2048 marks; a search meets far fewer new nodes */
@@ -415,8 +412,9 @@ SW__HIDDEN int sw__cand_cmp(const void *a, const void *b);
  * at most m chosen into out[]; returns how many. */
 SW__HIDDEN size_t sw__select_neighbors(const sw_index *ix, const sw__cand *cand, size_t n,
                                        size_t m, sw__cand *out);
-/* Give `s`, which has no layer-0 in-link, one from a node it links to. */
-SW__HIDDEN void sw__adopt_orphan(const sw_index *ix, uint32_t s);
+/* Give `s`, which has no layer-0 in-link, one from a node it links to
+ * other than `skip` (a node leaving the graph, or SW__NONE). */
+SW__HIDDEN void sw__adopt_orphan(const sw_index *ix, uint32_t s, uint32_t skip);
 
 /* ==== Deletion and recycling (delete.c) ==== */
 
@@ -440,13 +438,22 @@ SW__HIDDEN size_t sw__live(const sw_index *ix);
 typedef struct sw__accept {
     sw_filter_fn fn;
     void *fn_ctx;
+    bool has_allow;
     const uint8_t *bits;
     size_t nbits; /* slots the bitmap covers */
+    const uint32_t *slots; /* the allowed slots, sorted, and their labels */
+    const uint64_t *slot_labels;
+    size_t nslots;
 } sw__accept;
+
+/* Is slot `id` in the allow-list, and still the label it was when the
+ * list was resolved?  (A slot can be freed and recycled for another label
+ * between the resolution and the walk, most of all in a long batch.) */
+SW__HIDDEN bool sw__allowed(const sw_index *ix, const sw__accept *a, uint32_t id);
 
 static inline bool sw__accepts(const sw_index *ix, const sw__accept *a, uint32_t id) {
     if (sw__flags(ix, id)) return false;
-    if (a->bits && (id >= a->nbits || !(a->bits[id >> 3] & (1u << (id & 7))))) return false;
+    if (a->has_allow && !sw__allowed(ix, a, id)) return false;
     return !a->fn || a->fn(*sw__label_ptr(ix, id), a->fn_ctx);
 }
 
@@ -458,7 +465,8 @@ typedef struct sw__filter {
     void *fn_ctx;
     bool has_allow;
     uint32_t *slots; /* allowed slots, sorted, distinct */
-    size_t nslots, slots_bytes;
+    uint64_t *slot_labels; /* the label each had when resolved */
+    size_t nslots, cap;
     uint8_t *bits;   /* bitmap of slots, or NULL */
     size_t nbits;
 } sw__filter;

@@ -234,9 +234,14 @@ void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
 #define WALK_COST 4.0
 #define SAMPLE 64
 
-static int slot_cmp(const void *pa, const void *pb) {
-    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-    return (a > b) - (a < b);
+typedef struct slot_label {
+    uint32_t slot;
+    uint64_t label;
+} slot_label;
+
+static int slot_label_cmp(const void *pa, const void *pb) {
+    const slot_label *a = pa, *b = pb;
+    return (a->slot > b->slot) - (a->slot < b->slot);
 }
 
 sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__filter *f,
@@ -248,24 +253,33 @@ sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__fi
     if (!p->allow) return SW_OK;
     f->has_allow = true;
     if (p->n_allow == 0) return SW_OK;
-    if (p->n_allow > SIZE_MAX / sizeof(uint32_t))
+    if (p->n_allow > SIZE_MAX / sizeof(slot_label))
         return sw__fail(SW_EINVAL, "%s: n_allow %zu is too large", fn, p->n_allow);
     sw__mem *m = (sw__mem *)&ix->mem;
-    f->slots_bytes = p->n_allow * sizeof *f->slots;
-    f->slots = sw__alloc(m, f->slots_bytes, sizeof(uint32_t));
-    if (!f->slots) return sw__fail(SW_ENOMEM, "%s: resolving %zu allowed labels", fn, p->n_allow);
+    f->cap = p->n_allow;
+    slot_label *pairs = sw__alloc(m, f->cap * sizeof *pairs, sizeof(uint64_t));
+    f->slots = sw__alloc(m, f->cap * sizeof *f->slots, sizeof(uint32_t));
+    f->slot_labels = sw__alloc(m, f->cap * sizeof *f->slot_labels, sizeof(uint64_t));
+    if (!pairs || !f->slots || !f->slot_labels) {
+        sw__free(m, pairs, f->cap * sizeof *pairs);
+        sw__filter_free(ix, f);
+        return sw__fail(SW_ENOMEM, "%s: resolving %zu allowed labels", fn, p->n_allow);
+    }
+    size_t n = 0;
     sw_index *mix = (sw_index *)ix;
     pthread_rwlock_rdlock(&mix->label_lock);
     for (size_t i = 0; i < p->n_allow; i++) {
         uint32_t s = sw__labels_find(&ix->labels, p->allow[i]);
-        if (s != SW__NONE) f->slots[f->nslots++] = s;
+        if (s != SW__NONE) pairs[n++] = (slot_label){s, p->allow[i]};
     }
     pthread_rwlock_unlock(&mix->label_lock);
-    qsort(f->slots, f->nslots, sizeof *f->slots, slot_cmp);
-    size_t u = 0;
-    for (size_t i = 0; i < f->nslots; i++)
-        if (u == 0 || f->slots[i] != f->slots[u - 1]) f->slots[u++] = f->slots[i];
-    f->nslots = u;
+    qsort(pairs, n, sizeof *pairs, slot_label_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (f->nslots == 0 || pairs[i].slot != f->slots[f->nslots - 1]) {
+            f->slots[f->nslots] = pairs[i].slot;
+            f->slot_labels[f->nslots++] = pairs[i].label;
+        }
+    sw__free(m, pairs, f->cap * sizeof *pairs);
     /* The bitmap covers the slots that exist now; later ones are not allowed
      * (they were added after the list was resolved). */
     f->nbits = sw__count(ix);
@@ -281,9 +295,29 @@ sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__fi
 
 void sw__filter_free(const sw_index *ix, sw__filter *f) {
     sw__mem *m = (sw__mem *)&ix->mem;
-    if (f->slots) sw__free(m, f->slots, f->slots_bytes);
+    if (f->slots) sw__free(m, f->slots, f->cap * sizeof *f->slots);
+    if (f->slot_labels) sw__free(m, f->slot_labels, f->cap * sizeof *f->slot_labels);
     if (f->bits) sw__free(m, f->bits, (f->nbits + 7) / 8 + 1);
     memset(f, 0, sizeof *f);
+}
+
+bool sw__allowed(const sw_index *ix, const sw__accept *a, uint32_t id) {
+    if (!a->bits || id >= a->nbits || !(a->bits[id >> 3] & (1u << (id & 7)))) return false;
+    size_t lo = 0, hi = a->nslots;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a->slots[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < a->nslots && a->slots[lo] == id && a->slot_labels[lo] == *sw__label_ptr(ix, id);
+}
+
+static sw__accept accept_of(const sw__filter *f) {
+    sw__accept a = {f->fn, f->fn_ctx, f->has_allow, f->bits, f->nbits,
+                    f->slots, f->slot_labels, f->nslots};
+    return a;
 }
 
 /* ==== Exact scans ==== */
@@ -335,7 +369,7 @@ size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *
     if (f && f->has_allow) {
         for (size_t i = 0; i < f->nslots; i++) {
             uint32_t s = f->slots[i];
-            if (scan_accepts(ix, f, s))
+            if (scan_accepts(ix, f, s) && *sw__label_ptr(ix, s) == f->slot_labels[i])
                 heap_offer(h, &n, k, (sw__cand){ix->dist(q, sw__vec(ix, s), ix->dim), s});
         }
     } else {
@@ -389,6 +423,10 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
     size_t live = sw__live(ix);
     bool filtered = dead || f->fn || f->has_allow;
     if (ef > count) ef = count ? count : 1;
+    /* Pinned (sw__ctx_acquire) before anything reads a slot: the planner's
+     * sample calls the filter on labels. */
+    sw__ctx *c = sw__ctx_acquire(ix, ef, filtered ? k : 0);
+    if (!c) return SW_ENOMEM;
 
     /* Plan: walk (pool cap) or scan. */
     size_t cap = ef;
@@ -413,8 +451,11 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
         if (cap < ef) cap = ef;
     }
 
-    sw__ctx *c = sw__ctx_acquire(ix, scan ? 1 : cap, filtered ? k : 0);
-    if (!c) return SW_ENOMEM;
+    if (c->pool_cap < cap || c->expanded_cap < cap) {
+        /* a larger pool than the plain walk's: trade the context in */
+        sw__ctx_release(ix, c);
+        if (!(c = sw__ctx_acquire(ix, cap, k))) return SW_ENOMEM;
+    }
     sw_status st = sw__prepare_vector(ix, query, c->query);
     if (st != SW_OK) goto done;
 
@@ -432,7 +473,7 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
             emit(ix, c->pool, n, labels, distances);
             *n_found = n;
         } else {
-            sw__accept acc = {f->fn, f->fn_ctx, f->bits, f->nbits};
+            sw__accept acc = accept_of(f);
             size_t n = sw__search_layer_acc(ix, c, q, &cur, 1, ef, cap, &acc);
             size_t got = 0;
             for (size_t i = 0; i < n && got < k; i++) {
@@ -545,12 +586,12 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
     if (st != SW_OK) goto done;
     sw_index *mix = (sw_index *)ix;
     const float *q = c->query;
-    sw__accept acc = {f->fn, f->fn_ctx, f->bits, f->nbits};
+    sw__accept acc = accept_of(f);
     sw__gate_enter(&mix->gate);
     int top;
     uint32_t entry = sw__top(ix, &top);
     bool ok = true;
-    if (entry != SW__NONE) {
+    if (entry != SW__NONE && !(f->has_allow && f->nslots == 0)) {
         sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
         for (int l = top; l > 0; l--) sw__greedy(ix, q, &cur, l);
         size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, SW__NONE);
@@ -636,6 +677,7 @@ sw_status sw_search_range_exact(const sw_index *ix, const float *query, size_t d
     for (size_t i = 0; i < n && ok; i++) {
         uint32_t s = f.has_allow ? f.slots[i] : (uint32_t)i;
         if (!scan_accepts(ix, &f, s)) continue;
+        if (f.has_allow && *sw__label_ptr(ix, s) != f.slot_labels[i]) continue;
         sw__cand e = {ix->dist(c->query, sw__vec(ix, s), ix->dim), s};
         if (e.dist <= radius) ok = cbuf_push(ix, &res, e);
     }

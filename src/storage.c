@@ -109,7 +109,6 @@ static void ctx_free(const sw_index *ix, sw__ctx *c) {
     sw__free(m, c->work, c->work_cap * sizeof *c->work);
     sw__free(m, c->query, c->dim * sizeof(float));
     sw__free(m, c->extra, sizeof *c->extra << SW__EXTRA_BITS);
-    sw__free(m, c->bits, c->bits_cap);
     sw__free(m, c, sizeof *c);
 }
 
