@@ -205,8 +205,8 @@ static void reselect(const sw_index *ix, uint32_t base, int layer, sw__cand *can
 /* Add the link e -> s (distance d) on `layer`, shrinking e's list with the
  * heuristic when it is full (Algorithm 1, lines 11-16).  `scratch` holds
  * at least M0 + 1 candidates. */
-static void add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int layer,
-                     sw__cand *scratch) {
+void sw__add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int layer,
+                  sw__cand *scratch) {
     sw__node_lock(ix, e);
     uint32_t *links = sw__links(ix, e, layer);
     uint32_t deg = links[0];
@@ -318,7 +318,7 @@ static void link_layer(const sw_index *ix, sw__ctx *c, const plan *p, uint32_t s
     sw__node_lock(ix, slot);
     write_links(ix, slot, layer, sel, r);
     sw__node_unlock(ix, slot);
-    for (size_t i = 0; i < r; i++) add_link(ix, sel[i].id, slot, sel[i].dist, layer, scratch);
+    for (size_t i = 0; i < r; i++) sw__add_link(ix, sel[i].id, slot, sel[i].dist, layer, scratch);
     if (layer == 0 && SW__LOAD(sw__indeg_ptr(ix, slot)) == 0) sw__adopt_orphan(ix, slot, SW__NONE);
 }
 

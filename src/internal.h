@@ -416,6 +416,12 @@ SW__HIDDEN size_t sw__select_neighbors(const sw_index *ix, const sw__cand *cand,
  * other than `skip` (a node leaving the graph, or SW__NONE). */
 SW__HIDDEN void sw__adopt_orphan(const sw_index *ix, uint32_t s, uint32_t skip);
 
+/* Add the link e -> s (distance d) on `layer`, shrinking e's list with
+ * the heuristic if it is full; scratch holds M0 + 1 candidates.  Takes
+ * e's lock. */
+SW__HIDDEN void sw__add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int layer,
+                             sw__cand *scratch);
+
 /* ==== Deletion and recycling (delete.c) ==== */
 
 /* Announce that an operation using `c` starts / ends (see delete.c). */
