@@ -23,14 +23,21 @@
  * sw_search_exact, sw_get, sw_contains) run at the same time as each other
  * and as adds and updates (sw_add, sw_add_batch, from any number of
  * threads); there is no cap on concurrent readers.  A search running
- * during adds sees each vector either not yet added or fully added; an
- * update is seen whole, before or after (to copy its vector, an update
- * waits for the searches in flight and holds new ones back for the length
- * of the copy; a long sw_search_exact delays it).  Memory a search may be reading
- * is never freed under it.  sw_save may run during adds: it waits for the
- * adds in flight, holds new ones back while it writes, and saves one
- * consistent moment of the index.  Deletions (sw_delete, sw_compact) run
- * during searches and wait for adds (see "Deleting").  The exceptions: sw_free must not run
+ * during adds sees each vector either not yet added or fully added.  An
+ * update (sw_add of a present label) takes the node out of the graph and
+ * links it again at its new place, as a deletion and an insert would: it
+ * waits for the adds in flight and holds new ones back while it works
+ * (updates do not overlap each other or inserts), and a search running
+ * meanwhile sees the old vector, the new one, or, while the node is
+ * between the two, misses that label; a distance is never computed from
+ * a vector half copied (the copy waits for searches in flight and holds
+ * new ones back for its length; a long sw_search_exact delays it).
+ * Memory a search may be reading is never freed under it, and a deleted
+ * node's slot is reused only once no search that might see it is running.
+ * sw_save may run during adds: it waits for the adds in flight, holds new
+ * ones back while it writes, and saves one consistent moment of the index.
+ * Deletions (sw_delete, sw_compact) run during searches and wait for adds
+ * (see "Deleting").  The exceptions: sw_free must not run
  * at the same time as any other call on that index, and sw_load returns
  * an index no other thread has yet.  Distinct indexes are independent.
  */
@@ -246,10 +253,6 @@ SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const flo
 /* ===================================================================== */
 
 /**
- * Per-search parameters.  Pass NULL for the defaults, or start from
- * sw_search_params_default().
- */
-/**
  * A filter: return nonzero to accept `label` as a result, 0 to reject it.
  * Called from the searching thread (from several threads at once in
  * sw_search_batch), for only some of the index's labels and in no set
@@ -257,6 +260,11 @@ SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const flo
  */
 typedef int (*sw_filter_fn)(uint64_t label, void *ctx);
 
+/**
+ * Per-search parameters.  Pass NULL for the defaults, or start from
+ * sw_search_params_default() (new fields may be added in later versions;
+ * this struct grew in 0.2).
+ */
 typedef struct sw_search_params {
     uint32_t ef; /**< candidate list size; 0 = the index default; raised to k if smaller */
     /** Filtered search: only labels the filter accepts, and (when `allow`

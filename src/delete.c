@@ -204,19 +204,25 @@ static bool in_ids(const uint32_t *ids, size_t n, uint32_t x) {
 }
 
 /*
- * Replace the list of p on `layer` by sel[0..r).  On layer 0 the in-degree
+ * Replace the list of p on `layer` by sel[0..r) (and links added since
+ * seen[] was read, see below).  On layer 0 the in-degree
  * of each node gained is raised before the list is stored and that of each
  * node dropped lowered (insert.c keeps the same order); a dropped node
  * whose count reaches zero is added to orphans[] (room for M0).
  */
 static size_t replace_list(const sw_index *ix, uint32_t p, int layer, const sw__cand *sel,
-                           size_t r, uint32_t *orphans) {
+                           size_t r, const uint32_t *seen, uint32_t nseen, uint32_t *orphans) {
     size_t norph = 0;
     sw__node_lock(ix, p);
     uint32_t *links = sw__links(ix, p, layer);
     uint32_t nold = links[0], old[SW_MAX_M0], ids[SW_MAX_M0];
     memcpy(old, links + 1, nold * sizeof *old);
     for (size_t i = 0; i < r; i++) ids[i] = sel[i].id;
+    /* A link added to p since the caller read its list (seen[]) is another
+     * repair's reverse link (sw_compact runs repairs in parallel): kept
+     * while there is room, instead of being lost to this rewrite. */
+    for (uint32_t j = 0; j < nold && r < sw__max_degree(ix, layer); j++)
+        if (!in_ids(seen, nseen, old[j]) && !in_ids(ids, r, old[j])) ids[r++] = old[j];
     if (layer == 0) {
         for (size_t i = 0; i < r; i++)
             if (!in_ids(old, nold, ids[i])) __atomic_fetch_add(sw__indeg_ptr(ix, ids[i]), 1u, __ATOMIC_RELAXED);
@@ -339,7 +345,7 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
     } else {
         memcpy(sel, cand, n * sizeof *sel);
     }
-    size_t norph = replace_list(ix, p, layer, sel, r, layer == 0 ? orphans : NULL);
+    size_t norph = replace_list(ix, p, layer, sel, r, mine, np, layer == 0 ? orphans : NULL);
     /* New links go both ways, as an insert makes them (Algorithm 1): a node
      * whose in-links came from deleted nodes gets them back from the
      * nodes that now link to it.  Without this, half of 200,000 make_synth

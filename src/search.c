@@ -220,29 +220,29 @@ void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
  * How a filtered search is run.  Let s be the share of the index's slots a
  * result may come from (tombstones, allow-list, callback, multiplied).  A
  * walk that must collect ef accepted nodes visits about ef / s pool
- * entries, at about WALK_COST distances' worth of work per entry: set from
- * the filter bench (bench/README.md), where at 10% selectivity and ef 128
- * on 200,000 vectors a value of 16 chose the scan at 2.2 ms per query
- * over a walk of 0.8 ms.  A scan of the candidates costs one distance per accepted slot (allow-list:
- * only those; callback or tombstones: every slot is checked, at about a
- * quarter of a distance each).  The cheaper plan wins.  The walk's pool is
- * sized 2 ef / s (the cut after the ef-th accepted entry keeps it far
- * smaller whenever accepted nodes are not rare).  A walk that finds fewer
- * than k accepted results is followed by the scan, which is exact: fewer
- * than k results then means fewer than k labels pass.
+ * entries; a scan scores the accepted vectors one after the other.  Costs,
+ * in units of one distance of the scan (a vector read in order), measured
+ * with bench/bench_delete.c --mode filter on 200,000 x 128 vectors:
+ *
+ *   walk                 WALK_COST per ef / s       (0.6 us: 6 units)
+ *   scan, allow-list     ALLOW_COST per allowed slot (resolving the label,
+ *                                                  then the distance)
+ *   scan, callback or    SLOT_COST per slot checked, plus one unit per
+ *   tombstones only      accepted slot
+ *
+ * The cheaper plan wins.  The first version counted the walk at 4 units
+ * and a checked slot at a quarter: with a callback at 1% selectivity it
+ * walked pools of thousands of entries (0.8 ms at ef 16, 11 ms at ef 128)
+ * where the scan takes about 1 ms at any ef.  The walk's pool is sized
+ * 2 ef / s (the cut after the ef-th accepted entry keeps it far smaller
+ * whenever accepted nodes are not rare).  A walk that finds fewer than k
+ * accepted results is followed by the scan, which is exact: fewer than k
+ * results then means fewer than k labels pass.
  */
-#define WALK_COST 4.0
+#define WALK_COST 6.0
+#define ALLOW_COST 1.5
+#define SLOT_COST 0.05
 #define SAMPLE 64
-
-typedef struct slot_label {
-    uint32_t slot;
-    uint64_t label;
-} slot_label;
-
-static int slot_label_cmp(const void *pa, const void *pb) {
-    const slot_label *a = pa, *b = pb;
-    return (a->slot > b->slot) - (a->slot < b->slot);
-}
 
 sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__filter *f,
                            const char *fn) {
@@ -253,50 +253,45 @@ sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__fi
     if (!p->allow) return SW_OK;
     f->has_allow = true;
     if (p->n_allow == 0) return SW_OK;
-    if (p->n_allow > SIZE_MAX / sizeof(slot_label))
+    if (p->n_allow > SIZE_MAX / sizeof(uint64_t))
         return sw__fail(SW_EINVAL, "%s: n_allow %zu is too large", fn, p->n_allow);
     sw__mem *m = (sw__mem *)&ix->mem;
-    f->cap = p->n_allow;
-    slot_label *pairs = sw__alloc(m, f->cap * sizeof *pairs, sizeof(uint64_t));
-    f->slots = sw__alloc(m, f->cap * sizeof *f->slots, sizeof(uint32_t));
-    f->slot_labels = sw__alloc(m, f->cap * sizeof *f->slot_labels, sizeof(uint64_t));
-    if (!pairs || !f->slots || !f->slot_labels) {
-        sw__free(m, pairs, f->cap * sizeof *pairs);
+    /* The bitmap covers the slots that exist now; later ones are not allowed
+     * (they were added after the list was resolved). */
+    f->nbits = sw__count(ix);
+    f->cap = p->n_allow < f->nbits ? p->n_allow : f->nbits;
+    f->bits = sw__calloc(m, (f->nbits + 7) / 8 + 1, 1);
+    f->slots = sw__alloc(m, (f->cap ? f->cap : 1) * sizeof *f->slots, sizeof(uint32_t));
+    f->slot_labels = sw__alloc(m, (f->cap ? f->cap : 1) * sizeof *f->slot_labels, sizeof(uint64_t));
+    if (!f->bits || !f->slots || !f->slot_labels) {
         sw__filter_free(ix, f);
         return sw__fail(SW_ENOMEM, "%s: resolving %zu allowed labels", fn, p->n_allow);
     }
-    size_t n = 0;
+    /* Labels to slots, duplicates merged by the bitmap; then the bitmap, read
+     * in order, gives the slots sorted (no sort) with their labels.  Under
+     * label_lock the map and the labels of mapped slots hold still. */
     sw_index *mix = (sw_index *)ix;
     pthread_rwlock_rdlock(&mix->label_lock);
     for (size_t i = 0; i < p->n_allow; i++) {
         uint32_t s = sw__labels_find(&ix->labels, p->allow[i]);
-        if (s != SW__NONE) pairs[n++] = (slot_label){s, p->allow[i]};
+        if (s != SW__NONE && s < f->nbits) f->bits[s >> 3] |= (uint8_t)(1u << (s & 7));
     }
+    for (size_t byte = 0; byte < (f->nbits + 7) / 8; byte++)
+        for (unsigned b = 0, v = f->bits[byte]; v; b++, v >>= 1)
+            if (v & 1) {
+                uint32_t s = (uint32_t)(byte * 8 + b);
+                f->slots[f->nslots] = s;
+                f->slot_labels[f->nslots++] = *sw__label_ptr(ix, s);
+            }
     pthread_rwlock_unlock(&mix->label_lock);
-    qsort(pairs, n, sizeof *pairs, slot_label_cmp);
-    for (size_t i = 0; i < n; i++)
-        if (f->nslots == 0 || pairs[i].slot != f->slots[f->nslots - 1]) {
-            f->slots[f->nslots] = pairs[i].slot;
-            f->slot_labels[f->nslots++] = pairs[i].label;
-        }
-    sw__free(m, pairs, f->cap * sizeof *pairs);
-    /* The bitmap covers the slots that exist now; later ones are not allowed
-     * (they were added after the list was resolved). */
-    f->nbits = sw__count(ix);
-    f->bits = sw__calloc(m, (f->nbits + 7) / 8 + 1, 1);
-    if (!f->bits) {
-        sw__filter_free(ix, f);
-        return sw__fail(SW_ENOMEM, "%s: bitmap of %zu allowed slots", fn, f->nbits);
-    }
-    for (size_t i = 0; i < f->nslots; i++)
-        if (f->slots[i] < f->nbits) f->bits[f->slots[i] >> 3] |= (uint8_t)(1u << (f->slots[i] & 7));
     return SW_OK;
 }
 
 void sw__filter_free(const sw_index *ix, sw__filter *f) {
     sw__mem *m = (sw__mem *)&ix->mem;
-    if (f->slots) sw__free(m, f->slots, f->cap * sizeof *f->slots);
-    if (f->slot_labels) sw__free(m, f->slot_labels, f->cap * sizeof *f->slot_labels);
+    if (f->slots) sw__free(m, f->slots, (f->cap ? f->cap : 1) * sizeof *f->slots);
+    if (f->slot_labels)
+        sw__free(m, f->slot_labels, (f->cap ? f->cap : 1) * sizeof *f->slot_labels);
     if (f->bits) sw__free(m, f->bits, (f->nbits + 7) / 8 + 1);
     memset(f, 0, sizeof *f);
 }
@@ -433,15 +428,15 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
     bool scan = false;
     if (filtered) {
         double sel = live + dead ? (double)live / (double)(live + dead) : 1.0;
-        double scan_cost = 0.25 * count + (double)live;
+        double scan_cost = SLOT_COST * count + (double)live;
         if (f->has_allow) {
             sel *= live ? (double)f->nslots / (double)live : 0.0;
-            scan_cost = (double)f->nslots;
+            scan_cost = ALLOW_COST * (double)f->nslots;
         }
         if (f->fn) {
             double sf = sample_filter(ix, f, count);
             sel *= sf;
-            if (!f->has_allow) scan_cost = 0.25 * count + sf * live;
+            if (!f->has_allow) scan_cost = SLOT_COST * count + sf * live;
         }
         if (sel > 1.0) sel = 1.0;
         double walk_cost = sel > 0 ? WALK_COST * (double)ef / sel : 1e300;
