@@ -211,8 +211,10 @@ static bool in_ids(const uint32_t *ids, size_t n, uint32_t x) {
  * whose count reaches zero is added to orphans[] (room for M0).
  */
 static size_t replace_list(const sw_index *ix, uint32_t p, int layer, const sw__cand *sel,
-                           size_t r, const uint32_t *seen, uint32_t nseen, uint32_t *orphans) {
+                           size_t r, const uint32_t *seen, uint32_t nseen, uint32_t *orphans,
+                           uint32_t *late, size_t *nlate) {
     size_t norph = 0;
+    *nlate = 0;
     sw__node_lock(ix, p);
     uint32_t *links = sw__links(ix, p, layer);
     uint32_t nold = links[0], old[SW_MAX_M0], ids[SW_MAX_M0];
@@ -220,9 +222,16 @@ static size_t replace_list(const sw_index *ix, uint32_t p, int layer, const sw__
     for (size_t i = 0; i < r; i++) ids[i] = sel[i].id;
     /* A link added to p since the caller read its list (seen[]) is another
      * repair's reverse link (sw_compact runs repairs in parallel): kept
-     * while there is room, instead of being lost to this rewrite. */
-    for (uint32_t j = 0; j < nold && r < sw__max_degree(ix, layer); j++)
-        if (!in_ids(seen, nseen, old[j]) && !in_ids(ids, r, old[j])) ids[r++] = old[j];
+     * while there is room, and handed back in late[] (room for M0) to be
+     * added with the heuristic when there is none, instead of being lost
+     * to this rewrite. */
+    for (uint32_t j = 0; j < nold; j++)
+        if (!in_ids(seen, nseen, old[j]) && !in_ids(ids, r, old[j])) {
+            if (r < sw__max_degree(ix, layer))
+                ids[r++] = old[j];
+            else
+                late[(*nlate)++] = old[j]; /* the caller adds it with the heuristic */
+        }
     if (layer == 0) {
         for (size_t i = 0; i < r; i++)
             if (!in_ids(old, nold, ids[i])) __atomic_fetch_add(sw__indeg_ptr(ix, ids[i]), 1u, __ATOMIC_RELAXED);
@@ -345,7 +354,12 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
     } else {
         memcpy(sel, cand, n * sizeof *sel);
     }
-    size_t norph = replace_list(ix, p, layer, sel, r, mine, np, layer == 0 ? orphans : NULL);
+    uint32_t late[SW_MAX_M0];
+    size_t nlate;
+    size_t norph = replace_list(ix, p, layer, sel, r, mine, np, layer == 0 ? orphans : NULL, late,
+                                &nlate);
+    for (size_t i = 0; i < nlate; i++)
+        sw__add_link(ix, p, late[i], ix->dist(vp, sw__vec(ix, late[i]), ix->dim), layer, cand);
     /* New links go both ways, as an insert makes them (Algorithm 1): a node
      * whose in-links came from deleted nodes gets them back from the
      * nodes that now link to it.  Without this, half of 200,000 make_synth
