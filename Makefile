@@ -42,7 +42,8 @@ test-arm64:
 	  -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-arm64 -j $(JOBS) --target sw_tests
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests simd
-	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall
+	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall_generated
+	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall_bigann
 
 clean:
 	rm -rf build build-address build-undefined build-thread build-arm64

@@ -61,12 +61,13 @@
  * which it can only be standing on if it started before that node's
  * release, and so before d's.
  *
- * Threads.  sw_delete and sw_compact hold save_lock alone (adds, updates
- * and tombstone changes hold it shared), so the graph has one writer while
- * they run and in-degrees are stable; searches run throughout.  Deleting
- * concurrently with adds would need every list an add writes to be checked
- * against nodes being unlinked; a delete costs about an insert, so making
- * deletes wait for adds in flight is the simpler trade.
+ * Threads.  sw_delete, sw_compact and updates (which unlink, see
+ * insert.c) hold save_lock alone (adds and tombstone changes hold it
+ * shared), so the graph has one writer of this kind while they run and
+ * in-degrees are stable; searches run throughout.  Deleting concurrently
+ * with adds would need every list an add writes to be checked against
+ * nodes being unlinked; deletions are rare next to searches, so making
+ * them wait for adds in flight is the simpler trade.
  */
 #include "internal.h"
 
