@@ -12,9 +12,12 @@ SANITIZE ?=
 BUILD_TYPE ?= Release
 ifeq ($(SANITIZE),)
 BUILD ?= build
+BENCH ?= ON
 else
 BUILD ?= build-$(SANITIZE)
 BUILD_TYPE = RelWithDebInfo
+# a sanitizer build is for the tests; benchmarks are timed, not checked
+BENCH ?= OFF
 endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
@@ -26,7 +29,8 @@ all: configure
 
 configure:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSW_SANITIZE=$(SANITIZE) >/dev/null
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSW_SANITIZE=$(SANITIZE) \
+	  -DSW_BUILD_BENCH=$(BENCH) >/dev/null
 
 test: all
 	cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)

@@ -365,6 +365,7 @@ TEST(alloc_every_add_until_several_chunks)
 
 TEST(alloc_search_fails_cleanly)
 {
+    SKIP_UNDER_TSAN();
     const uint32_t dim = 16;
     const size_t n = 2000, k = 300;
     float *data = tu_clustered(n, dim, 16, 621, 622);

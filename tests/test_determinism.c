@@ -83,6 +83,7 @@ TEST(determinism_same_seed_same_index_l2)
 
 TEST(determinism_same_seed_heuristic_flags_ip)
 {
+    SKIP_UNDER_TSAN();
     sw_options o = sw_options_default();
 
     o.dim = DET_DIM;
@@ -96,6 +97,7 @@ TEST(determinism_same_seed_heuristic_flags_ip)
 
 TEST(determinism_independent_of_allocator_memory)
 {
+    SKIP_UNDER_TSAN();
     sw_options o = sw_options_default();
 
     o.dim = DET_DIM;
@@ -105,6 +107,7 @@ TEST(determinism_independent_of_allocator_memory)
 
 TEST(determinism_other_seed_as_good)
 {
+    SKIP_UNDER_TSAN();
     const size_t n = 5000;
     float *data = tu_clustered(n, DET_DIM, 16, 511, 512);
     float *queries = tu_clustered(DET_Q, DET_DIM, 16, 511, 513);

@@ -75,6 +75,7 @@ static size_t count_result_differences(const sw_index *a, const sw_index *b,
 
 TEST(persist_round_trip_each_metric)
 {
+    SKIP_UNDER_TSAN();
     const uint32_t dim = 16;
     const size_t n = 3000, nq = 100;
     float *data = tu_clustered(n, dim, 16, 301, 302);

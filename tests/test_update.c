@@ -40,6 +40,7 @@ static int in_results(const uint64_t *lab, size_t n, uint64_t label)
 
 TEST(update_moves_vector_far_away)
 {
+    SKIP_UNDER_TSAN();
     const uint32_t dim = 16;
     const size_t n = 2000, k = 10;
     const uint64_t L = 17;
@@ -247,11 +248,13 @@ done:
 
 TEST(update_churn_keeps_recall_l2)
 {
+    SKIP_UNDER_TSAN();
     churn(SW_METRIC_L2, "L2");
 }
 
 TEST(update_churn_keeps_recall_cosine)
 {
+    SKIP_UNDER_TSAN();
     churn(SW_METRIC_COSINE, "cosine");
 }
 
@@ -260,6 +263,7 @@ TEST(update_churn_keeps_recall_cosine)
  * build would. */
 TEST(update_every_label_once)
 {
+    SKIP_UNDER_TSAN();
     const uint32_t dim = 12;
     const size_t n = 1500, nq = 100;
     float *first = tu_clustered(n, dim, 16, 421, 422);
