@@ -22,9 +22,11 @@
  * Update (adding a label that exists): a deletion and a re-insertion in
  * the same slot.  The lists that point to the node are repaired as
  * delete.c repairs them for a deletion (their other links plus the node's
- * links as candidates, the heuristic to choose), its own lists are
- * emptied, the new vector is copied in, and the node is inserted again at
- * its old level (kept, so the upper-layer allocation does not change).
+ * links as candidates, the heuristic to choose), the new vector is copied
+ * in, and the node is inserted again at its old level (kept, so the
+ * upper-layer allocation does not change), which rewrites its own lists
+ * layer by layer; until then they keep their old links, so a search
+ * standing on the node is never left at a dead end.
  * The graph is then the one an insert of the new vector would have made:
  * no list keeps a link chosen for the old position.  An earlier version
  * only re-selected the lists of the node's own neighbours; after updating

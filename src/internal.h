@@ -431,8 +431,9 @@ static inline void sw__unpin(sw__ctx *c) { __atomic_store_n(&c->pin, 0, __ATOMIC
  * ring, or SW__NONE.  Caller holds grow_lock. */
 SW__HIDDEN uint32_t sw__recycle(sw_index *ix);
 /* Take node `slot` out of the graph for an update: every list pointing to
- * it is repaired as for a deletion, its own lists are emptied; it is then
- * linked again like a new node.  Caller holds save_lock alone. */
+ * it that a search around it finds is repaired as for a deletion; its own
+ * lists stay, for the re-insertion to rewrite.  Caller holds save_lock
+ * alone. */
 SW__HIDDEN sw_status sw__unlink(sw_index *ix, uint32_t slot);
 /* Live labels: slots in use less tombstones and FREE slots. */
 SW__HIDDEN size_t sw__live(const sw_index *ix);
