@@ -69,18 +69,9 @@ PYTHON=${PYTHON:-python3}
 MODES=${MODES:-half cluster filter update}
 TILE=${TILE:-4}
 
-[ -d "$DATA" ] || die "data directory $DATA does not exist"
-pick() {  # pick NAME: the one DATA/NAME.{fbin,u8bin,i8bin} that exists
-    local found=() ext
-    for ext in fbin u8bin i8bin; do
-        [ -f "$DATA/$1.$ext" ] && found+=("$DATA/$1.$ext")
-    done
-    [ ${#found[@]} -eq 1 ] || die "expected exactly one of $DATA/$1.{fbin,u8bin,i8bin}, found ${#found[@]}"
-    echo "${found[0]}"
-}
-BASE=$(pick base)
-QUERY=$(pick query)
-NAME=$(basename "$(cd "$DATA" && pwd)")
+BENCH_DATA_ONLY=1
+# shellcheck source=bench_files.sh
+. "$HERE/bench_files.sh"
 for m in $MODES; do
     case $m in half|cluster|filter|update) ;; *) die "MODES: unknown mode \"$m\" (half, cluster, filter, update)" ;; esac
 done

@@ -42,10 +42,7 @@ sw_status sw_search_exact(const sw_index *ix, const float *query, size_t dim, si
     if (st == SW_OK && kk) {
         sw__gate_enter(&((sw_index *)ix)->gate);
         size_t n = sw__scan(ix, c->query, kk, &f, c->work);
-        for (size_t i = 0; i < n; i++) {
-            if (labels) labels[i] = *sw__label_ptr(ix, c->work[i].id);
-            if (distances) distances[i] = c->work[i].dist;
-        }
+        sw__emit(ix, c->work, n, labels, distances);
         *n_found = n;
         sw__gate_leave(&((sw_index *)ix)->gate);
     }

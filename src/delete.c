@@ -36,9 +36,9 @@
  * parallel: a repair reads the lists of deleted nodes, which nobody
  * changes, and writes only its own node's list (and adds reverse links,
  * under each list's lock).  On 200,000 vectors, deleting half one by one
- * with sw_delete took 182 s (1.8 ms a call: the scans that find the last
+ * with sw_delete took 175 s (1.75 ms a call: the scans that find the last
  * in-links of much-linked nodes grow with the index); marking them and
- * compacting took a few seconds (bench/README.md).
+ * compacting took 7.9 s (bench/README.md).
  *
  * Recycling.  A search that started before d was unlinked may still be
  * standing on d, or about to read it from a list it loaded earlier, so d's
@@ -200,12 +200,6 @@ size_t sw_deleted_count(const sw_index *ix) { return ix ? SW__LOAD(&((sw_index *
 
 /* ==== Writing a repaired list ==== */
 
-static bool in_ids(const uint32_t *ids, size_t n, uint32_t x) {
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == x) return true;
-    return false;
-}
-
 /*
  * Replace the list of p on `layer` by sel[0..r) (and links added since
  * seen[] was read, see below).  On layer 0 the in-degree
@@ -229,7 +223,7 @@ static size_t replace_list(const sw_index *ix, uint32_t p, int layer, const sw__
      * added with the heuristic when there is none, instead of being lost
      * to this rewrite. */
     for (uint32_t j = 0; j < nold; j++)
-        if (!in_ids(seen, nseen, old[j]) && !in_ids(ids, r, old[j])) {
+        if (!sw__in_list(seen, nseen, old[j]) && !sw__in_list(ids, r, old[j])) {
             if (r < sw__max_degree(ix, layer))
                 ids[r++] = old[j];
             else
@@ -237,9 +231,9 @@ static size_t replace_list(const sw_index *ix, uint32_t p, int layer, const sw__
         }
     if (layer == 0) {
         for (size_t i = 0; i < r; i++)
-            if (!in_ids(old, nold, ids[i])) __atomic_fetch_add(sw__indeg_ptr(ix, ids[i]), 1u, __ATOMIC_RELAXED);
+            if (!sw__in_list(old, nold, ids[i])) __atomic_fetch_add(sw__indeg_ptr(ix, ids[i]), 1u, __ATOMIC_RELAXED);
         for (uint32_t j = 0; j < nold; j++) {
-            if (in_ids(ids, r, old[j])) continue;
+            if (sw__in_list(ids, r, old[j])) continue;
             if (__atomic_sub_fetch(sw__indeg_ptr(ix, old[j]), 1u, __ATOMIC_RELAXED) == 0 && orphans)
                 orphans[norph++] = old[j];
         }
@@ -372,7 +366,7 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
      * fresh build of the survivors (0.943 against 0.967); with it, 0.005
      * below, at 0.9 of the fresh build's speed at equal ef. */
     for (size_t i = 0; i < r; i++)
-        if (!in_ids(mine, np, sel[i].id)) sw__add_link(ix, sel[i].id, p, sel[i].dist, layer, cand);
+        if (!sw__in_list(mine, np, sel[i].id)) sw__add_link(ix, sel[i].id, p, sel[i].dist, layer, cand);
     return norph;
 }
 
@@ -404,6 +398,15 @@ static void move_entry(const repair_job *j) {
 
 /* Find the nodes whose layer-0 list holds d, into out[] (room for the
  * in-degree of d).  A search from d first; a full scan if it falls short. */
+/* Look at p once (visited marks of c): if its layer-0 list holds d, p
+ * goes to out[]. */
+static void check_inlink(const sw_index *ix, sw__ctx *c, uint32_t p, uint32_t d, uint32_t *out,
+                         size_t *n) {
+    if (!sw__visit(c, p)) return;
+    const uint32_t *l = sw__links0(ix, p);
+    if (sw__in_list(l + 1, l[0], d)) out[(*n)++] = p;
+}
+
 static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *out, bool exact) {
     const sw_index *ix = j->ix;
     uint32_t want = *sw__indeg_ptr(ix, d);
@@ -411,46 +414,31 @@ static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *ou
     if (want == 0) return 0;
     sw__cand seed = {0.0f, d};
     size_t got = sw__search_layer(ix, c, sw__vec(ix, d), &seed, 1, j->ef, 0, SW__NONE);
-    /* The pool must survive the marks below: the visited array is reused. */
-    sw__ctx_new_epoch(c);
-    sw__visit(c, d);
     /* The nearest nodes first, then d's own neighbours and theirs: a link
      * kept as a node's last in-link (insert.c), or given to an orphan by
      * one of its neighbours, can come from further out than the nearest. */
-    for (size_t i = 0; i < got && n < want; i++) {
-        uint32_t p = c->pool[i].id;
-        if (!sw__visit(c, p)) continue;
-        const uint32_t *l = sw__links0(ix, p);
-        if (in_ids(l + 1, l[0], d)) out[n++] = p;
-    }
+    sw__ctx_new_epoch(c);
+    sw__visit(c, d);
+    for (size_t i = 0; i < got && n < want; i++) check_inlink(ix, c, c->pool[i].id, d, out, &n);
     const uint32_t *ld = sw__links0(ix, d);
-    for (int hop = 0; hop < 2 && n < want; hop++)
-        for (uint32_t i = 1; i <= ld[0] && n < want; i++) {
-            const uint32_t *l1 = sw__links0(ix, ld[i]);
-            uint32_t cnt = hop == 0 ? 1 : l1[0];
-            for (uint32_t t = 0; t < cnt && n < want; t++) {
-                uint32_t p = hop == 0 ? ld[i] : l1[1 + t];
-                if (!sw__visit(c, p)) continue;
-                const uint32_t *l = sw__links0(ix, p);
-                if (in_ids(l + 1, l[0], d)) out[n++] = p;
-            }
-        }
+    for (uint32_t i = 1; i <= ld[0] && n < want; i++) check_inlink(ix, c, ld[i], d, out, &n);
+    for (uint32_t i = 1; i <= ld[0] && n < want; i++) {
+        const uint32_t *l1 = sw__links0(ix, ld[i]);
+        for (uint32_t t = 1; t <= l1[0] && n < want; t++) check_inlink(ix, c, l1[t], d, out, &n);
+    }
     if (n == want || !exact) return n;
     /* A wider search (the pool has room for 4 ef) before a full scan. */
     got = sw__search_layer(ix, c, sw__vec(ix, d), &seed, 1, 4 * j->ef, 0, SW__NONE);
     n = 0;
-    for (size_t i = 0; i < got && n < want; i++) {
-        uint32_t p = c->pool[i].id;
-        const uint32_t *l = sw__links0(ix, p);
-        if (p != d && in_ids(l + 1, l[0], d)) out[n++] = p;
-    }
+    sw__ctx_new_epoch(c);
+    sw__visit(c, d);
+    for (size_t i = 0; i < got && n < want; i++) check_inlink(ix, c, c->pool[i].id, d, out, &n);
     if (n == want) return n;
     n = 0;
-    for (uint32_t p = 0; p < ix->count && n < want; p++) {
-        if (p == d || sw__flags(ix, p) & SW__F_FREE) continue;
-        const uint32_t *l = sw__links0(ix, p);
-        if (in_ids(l + 1, l[0], d)) out[n++] = p;
-    }
+    sw__ctx_new_epoch(c);
+    sw__visit(c, d);
+    for (uint32_t p = 0; p < ix->count && n < want; p++)
+        if (!(sw__flags(ix, p) & SW__F_FREE)) check_inlink(ix, c, p, d, out, &n);
     return n;
 }
 
@@ -507,7 +495,7 @@ static sw_status unlink_node(sw_index *ix, uint32_t d, bool exact) {
             if (lp == 0 || p == d || sw__flags(ix, p) & SW__F_FREE) continue;
             for (int l = 1; l <= lp && l <= level; l++) {
                 const uint32_t *lk = sw__links(ix, p, l);
-                if (in_ids(lk + 1, lk[0], d)) repair(&j, c, p, l, cand, NULL);
+                if (sw__in_list(lk + 1, lk[0], d)) repair(&j, c, p, l, cand, NULL);
             }
         }
     /* A deleted node's own links stop counting; then re-attach what lost

@@ -132,12 +132,6 @@ size_t sw__select_neighbors(const sw_index *ix, const sw__cand *cand, size_t n, 
  * never claims an in-link that will not be there.
  */
 
-static bool in_list(const uint32_t *ids, size_t n, uint32_t x) {
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] == x) return true;
-    return false;
-}
-
 static void indeg_add(const sw_index *ix, uint32_t x, int delta) {
     __atomic_fetch_add(sw__indeg_ptr(ix, x), (uint32_t)delta, __ATOMIC_RELAXED);
 }
@@ -172,7 +166,7 @@ static void write_links(const sw_index *ix, uint32_t base, int layer, const sw__
          * writer could release the node's real last one against it. */
         for (uint32_t j = 0; j < nold; j++) {
             uint32_t x = old[j];
-            if (in_list(ids, r, x) || indeg_release(ix, x)) continue;
+            if (sw__in_list(ids, r, x) || indeg_release(ix, x)) continue;
             if (r < ix->M0) {
                 ids[r] = x;
                 dist[r++] = -INFINITY; /* never a victim below */
@@ -180,13 +174,13 @@ static void write_links(const sw_index *ix, uint32_t base, int layer, const sw__
             }
             size_t v = r;
             for (size_t i = 0; i < r; i++)
-                if (!in_list(old, nold, ids[i]) && (v == r || dist[i] > dist[v])) v = i;
+                if (!sw__in_list(old, nold, ids[i]) && (v == r || dist[i] > dist[v])) v = i;
             if (v == r) continue; /* impossible, see above; x then stays counted */
             ids[v] = x;
             dist[v] = -INFINITY;
         }
         for (size_t i = 0; i < r; i++)
-            if (!in_list(old, nold, ids[i])) indeg_add(ix, ids[i], 1);
+            if (!sw__in_list(old, nold, ids[i])) indeg_add(ix, ids[i], 1);
     }
     for (size_t i = 0; i < r; i++) SW__STORE(&links[1 + i], ids[i]);
     SW__STORE(&links[0], (uint32_t)r);
@@ -218,7 +212,7 @@ void sw__add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int layer
     sw__node_lock(ix, e);
     uint32_t *links = sw__links(ix, e, layer);
     uint32_t deg = links[0];
-    if (in_list(links + 1, deg, s)) {
+    if (sw__in_list(links + 1, deg, s)) {
         /* already linked */
     } else if (deg < sw__max_degree(ix, layer)) {
         append_link(ix, links, s, layer);
@@ -257,7 +251,7 @@ void sw__adopt_orphan(const sw_index *ix, uint32_t s, uint32_t skip) {
         sw__node_lock(ix, e);
         uint32_t *links = sw__links(ix, e, 0);
         uint32_t deg = links[0];
-        bool done = in_list(links + 1, deg, s);
+        bool done = sw__in_list(links + 1, deg, s);
         if (!done && deg < ix->M0) {
             append_link(ix, links, s, 0);
             done = true;

@@ -406,6 +406,13 @@ SW__HIDDEN sw_status sw__check_query(const sw_index *ix, const float *q, size_t 
 
 /* ==== Insertion helpers shared with deletion (insert.c) ==== */
 
+/* Is x among ids[0..n)?  (Link lists are short: a linear scan.) */
+static inline bool sw__in_list(const uint32_t *ids, size_t n, uint32_t x) {
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == x) return true;
+    return false;
+}
+
 /* Ascending distance, then slot (a qsort comparator for sw__cand). */
 SW__HIDDEN int sw__cand_cmp(const void *a, const void *b);
 /* Algorithm 4 over cand[0..n) sorted ascending by distance to the base:
@@ -440,30 +447,6 @@ SW__HIDDEN size_t sw__live(const sw_index *ix);
 
 /* ==== Search (search.c) ==== */
 
-/* What a result must pass besides being live: a callback and an
- * allowed-slot bitmap (either NULL). */
-typedef struct sw__accept {
-    sw_filter_fn fn;
-    void *fn_ctx;
-    bool has_allow;
-    const uint8_t *bits;
-    size_t nbits; /* slots the bitmap covers */
-    const uint32_t *slots; /* the allowed slots, sorted, and their labels */
-    const uint64_t *slot_labels;
-    size_t nslots;
-} sw__accept;
-
-/* Is slot `id` in the allow-list, and still the label it was when the
- * list was resolved?  (A slot can be freed and recycled for another label
- * between the resolution and the walk, most of all in a long batch.) */
-SW__HIDDEN bool sw__allowed(const sw_index *ix, const sw__accept *a, uint32_t id);
-
-static inline bool sw__accepts(const sw_index *ix, const sw__accept *a, uint32_t id) {
-    if (sw__flags(ix, id)) return false;
-    if (a->has_allow && !sw__allowed(ix, a, id)) return false;
-    return !a->fn || a->fn(*sw__label_ptr(ix, id), a->fn_ctx);
-}
-
 /* A search's filter, resolved once (once per batch for sw_search_batch):
  * the callback, and the allow-list's labels turned into sorted distinct
  * slots (and a bitmap when the walk needs one). */
@@ -478,6 +461,18 @@ typedef struct sw__filter {
     size_t nbits;
 } sw__filter;
 
+/* Is slot `id` in the allow-list, and still the label it was when the
+ * list was resolved?  (A slot can be freed and recycled for another label
+ * between the resolution and the walk, most of all in a long batch.) */
+SW__HIDDEN bool sw__allowed(const sw_index *ix, const sw__filter *f, uint32_t id);
+
+/* May slot `id` be a result: live, allowed, accepted by the callback? */
+static inline bool sw__accepts(const sw_index *ix, const sw__filter *f, uint32_t id) {
+    if (sw__flags(ix, id)) return false;
+    if (f->has_allow && !sw__allowed(ix, f, id)) return false;
+    return !f->fn || f->fn(*sw__label_ptr(ix, id), f->fn_ctx);
+}
+
 SW__HIDDEN sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p,
                                       sw__filter *f, const char *fn);
 SW__HIDDEN void sw__filter_free(const sw_index *ix, sw__filter *f);
@@ -485,6 +480,10 @@ SW__HIDDEN void sw__filter_free(const sw_index *ix, sw__filter *f);
  * ascending into h[0..k); returns how many. */
 SW__HIDDEN size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *f,
                            sw__cand *h);
+/* Results out: the label and distance of r[0..n) (either array may be
+ * NULL). */
+SW__HIDDEN void sw__emit(const sw_index *ix, const sw__cand *r, size_t n, uint64_t *labels,
+                         float *distances);
 /* One search with a prepared filter; the body of sw_search. */
 SW__HIDDEN sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_t ef,
                                     const sw__filter *f, uint64_t *labels, float *distances,
@@ -498,13 +497,13 @@ SW__HIDDEN sw_status sw__search_one(const sw_index *ix, const float *query, size
 SW__HIDDEN size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q,
                                    const sw__cand *seeds, size_t nseeds, size_t ef,
                                    int layer, uint32_t exclude);
-/* The same walk where only nodes `acc` accepts count as results: the
+/* The same walk where only nodes the filter accepts count as results: the
  * pool (capacity cap >= ef) keeps rejected nodes for navigation and is cut
  * after its ef-th accepted entry; c->expanded[i] has bit 1 set for an
  * accepted entry.  On layer 0, from the entry point's descent. */
 SW__HIDDEN size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q,
                                        const sw__cand *seeds, size_t nseeds, size_t ef,
-                                       size_t cap, const sw__accept *acc);
+                                       size_t cap, const sw__filter *acc);
 /* Greedy descent (ef = 1) on one layer from *cur; updates *cur. */
 SW__HIDDEN void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer);
 

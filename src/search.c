@@ -93,7 +93,7 @@ static inline size_t pool_insert(sw__cand *pool, uint8_t *expanded, size_t *n, s
  */
 static SW__INLINE size_t offer(const sw_index *ix, sw__cand *pool, uint8_t *fl, size_t *n,
                                size_t *nacc, size_t ef, size_t cap, sw__cand e,
-                               const sw__accept *acc) {
+                               const sw__filter *acc) {
     if (!acc) {
         if (*n < ef || e.dist < pool[*n - 1].dist) return pool_insert(pool, fl, n, ef, e);
         return SIZE_MAX;
@@ -119,7 +119,7 @@ static SW__INLINE size_t offer(const sw_index *ix, sw__cand *pool, uint8_t *fl, 
 
 static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
                               size_t nseeds, size_t ef, size_t cap, int layer, uint32_t exclude,
-                              const sw__accept *acc) {
+                              const sw__filter *acc) {
     sw__ctx_new_epoch(c);
     const uint32_t epoch = c->epoch;
     uint32_t *visited = c->visited;
@@ -184,7 +184,7 @@ size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw
 }
 
 size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
-                            size_t nseeds, size_t ef, size_t cap, const sw__accept *acc) {
+                            size_t nseeds, size_t ef, size_t cap, const sw__filter *acc) {
     return walk(ix, c, q, seeds, nseeds, ef, cap, 0, SW__NONE, acc);
 }
 
@@ -296,7 +296,7 @@ void sw__filter_free(const sw_index *ix, sw__filter *f) {
     memset(f, 0, sizeof *f);
 }
 
-bool sw__allowed(const sw_index *ix, const sw__accept *a, uint32_t id) {
+bool sw__allowed(const sw_index *ix, const sw__filter *a, uint32_t id) {
     if (!a->bits || id >= a->nbits || !(a->bits[id >> 3] & (1u << (id & 7)))) return false;
     size_t lo = 0, hi = a->nslots;
     while (lo < hi) {
@@ -309,11 +309,6 @@ bool sw__allowed(const sw_index *ix, const sw__accept *a, uint32_t id) {
     return lo < a->nslots && a->slots[lo] == id && a->slot_labels[lo] == *sw__label_ptr(ix, id);
 }
 
-static sw__accept accept_of(const sw__filter *f) {
-    sw__accept a = {f->fn, f->fn_ctx, f->has_allow, f->bits, f->nbits,
-                    f->slots, f->slot_labels, f->nslots};
-    return a;
-}
 
 /* ==== Exact scans ==== */
 
@@ -351,29 +346,29 @@ static inline void heap_offer(sw__cand *h, size_t *n, size_t k, sw__cand e) {
     }
 }
 
-/* Is slot s a possible result: live, and accepted by the callback?  (The
- * allow-list is applied by iterating its slots.) */
-static inline bool scan_accepts(const sw_index *ix, const sw__filter *f, uint32_t s) {
-    if (sw__flags(ix, s)) return false;
-    return !f || !f->fn || f->fn(*sw__label_ptr(ix, s), f->fn_ctx);
+/* The candidates of an exact scan: the allowed slots with an allow-list,
+ * else every slot that exists now (adds that land meanwhile are not
+ * seen).  scan_slot says which slot candidate i is and whether it is a
+ * result: live, still its allowed label, accepted by the callback. */
+static size_t scan_size(const sw_index *ix, const sw__filter *f) {
+    return f && f->has_allow ? f->nslots : sw__count(ix);
+}
+
+static inline bool scan_slot(const sw_index *ix, const sw__filter *f, size_t i, uint32_t *s) {
+    bool listed = f && f->has_allow;
+    *s = listed ? f->slots[i] : (uint32_t)i;
+    if (sw__flags(ix, *s)) return false;
+    if (listed && *sw__label_ptr(ix, *s) != f->slot_labels[i]) return false;
+    return !f || !f->fn || f->fn(*sw__label_ptr(ix, *s), f->fn_ctx);
 }
 
 size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *f,
                 sw__cand *h) {
-    size_t n = 0;
-    if (f && f->has_allow) {
-        for (size_t i = 0; i < f->nslots; i++) {
-            uint32_t s = f->slots[i];
-            if (scan_accepts(ix, f, s) && *sw__label_ptr(ix, s) == f->slot_labels[i])
-                heap_offer(h, &n, k, (sw__cand){ix->dist(q, sw__vec(ix, s), ix->dim), s});
-        }
-    } else {
-        /* the slots that exist now; adds that land meanwhile are not seen */
-        uint32_t count = sw__count(ix);
-        for (uint32_t s = 0; s < count; s++)
-            if (scan_accepts(ix, f, s))
-                heap_offer(h, &n, k, (sw__cand){ix->dist(q, sw__vec(ix, s), ix->dim), s});
-    }
+    size_t n = 0, size = scan_size(ix, f);
+    uint32_t s;
+    for (size_t i = 0; i < size; i++)
+        if (scan_slot(ix, f, i, &s))
+            heap_offer(h, &n, k, (sw__cand){ix->dist(q, sw__vec(ix, s), ix->dim), s});
     /* Pop the worst to the back: the array ends up sorted ascending. */
     for (size_t m = n; m > 1; m--) {
         sw__cand t = h[0];
@@ -386,8 +381,8 @@ size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *
 
 /* ==== Public search (Algorithm 5) ==== */
 
-static void emit(const sw_index *ix, const sw__cand *r, size_t n, uint64_t *labels,
-                 float *distances) {
+void sw__emit(const sw_index *ix, const sw__cand *r, size_t n, uint64_t *labels,
+              float *distances) {
     for (size_t i = 0; i < n; i++) {
         if (labels) labels[i] = *sw__label_ptr(ix, r[i].id);
         if (distances) distances[i] = r[i].dist;
@@ -465,11 +460,10 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
         if (!filtered) {
             size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, SW__NONE);
             if (n > k) n = k;
-            emit(ix, c->pool, n, labels, distances);
+            sw__emit(ix, c->pool, n, labels, distances);
             *n_found = n;
         } else {
-            sw__accept acc = accept_of(f);
-            size_t n = sw__search_layer_acc(ix, c, q, &cur, 1, ef, cap, &acc);
+            size_t n = sw__search_layer_acc(ix, c, q, &cur, 1, ef, cap, f);
             size_t got = 0;
             for (size_t i = 0; i < n && got < k; i++) {
                 if (!(c->expanded[i] & ACCEPTED)) continue;
@@ -486,7 +480,7 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
         /* the scan's heap lives in the work array: k entries */
         sw__gate_enter(&mix->gate);
         size_t n = sw__scan(ix, q, k, f, c->work);
-        emit(ix, c->work, n, labels, distances);
+        sw__emit(ix, c->work, n, labels, distances);
         *n_found = n;
         sw__gate_leave(&mix->gate);
     }
@@ -553,7 +547,7 @@ static void emit_range(const sw_index *ix, cbuf *res, size_t max_count, uint64_t
                        float *distances, size_t *n_found) {
     if (res->n > 1) qsort(res->v, res->n, sizeof *res->v, sw__cand_cmp);
     size_t n = res->n < max_count ? res->n : max_count;
-    emit(ix, res->v, n, labels, distances);
+    sw__emit(ix, res->v, n, labels, distances);
     *n_found = n;
 }
 
@@ -581,7 +575,6 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
     if (st != SW_OK) goto done;
     sw_index *mix = (sw_index *)ix;
     const float *q = c->query;
-    sw__accept acc = accept_of(f);
     sw__gate_enter(&mix->gate);
     int top;
     uint32_t entry = sw__top(ix, &top);
@@ -595,7 +588,7 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
             sw__cand e = c->pool[i];
             if (e.dist > radius) break; /* the pool is sorted */
             sw__visit(c, e.id);
-            ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, &acc, e.id) || cbuf_push(ix, &res, e));
+            ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, f, e.id) || cbuf_push(ix, &res, e));
         }
         for (size_t h = 0; h < queue.n && ok; h++) {
             const uint32_t *links = sw__links0(ix, queue.v[h].id);
@@ -605,7 +598,7 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
                 if (!sw__visit(c, nb)) continue;
                 sw__cand e = {ix->dist(q, sw__vec(ix, nb), ix->dim), nb};
                 if (e.dist > radius) continue;
-                ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, &acc, nb) || cbuf_push(ix, &res, e));
+                ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, f, nb) || cbuf_push(ix, &res, e));
             }
         }
     }
@@ -667,12 +660,10 @@ sw_status sw_search_range_exact(const sw_index *ix, const float *query, size_t d
     if ((st = sw__prepare_vector(ix, query, c->query)) != SW_OK) goto done;
     sw__gate_enter(&((sw_index *)ix)->gate);
     bool ok = true;
-    uint32_t count = sw__count(ix);
-    size_t n = f.has_allow ? f.nslots : count;
+    size_t n = scan_size(ix, &f);
+    uint32_t s;
     for (size_t i = 0; i < n && ok; i++) {
-        uint32_t s = f.has_allow ? f.slots[i] : (uint32_t)i;
-        if (!scan_accepts(ix, &f, s)) continue;
-        if (f.has_allow && *sw__label_ptr(ix, s) != f.slot_labels[i]) continue;
+        if (!scan_slot(ix, &f, i, &s)) continue;
         sw__cand e = {ix->dist(c->query, sw__vec(ix, s), ix->dim), s};
         if (e.dist <= radius) ok = cbuf_push(ix, &res, e);
     }
