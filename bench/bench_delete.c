@@ -1160,6 +1160,59 @@ static void print_op_csv(const char *kind, const bench *b, const op_table *t)
 /* --mode half                                                           */
 /* ===================================================================== */
 
+/* The ef sweep of half and update: for each ef, repeat r searches every
+ * index in turn (so noise hits them alike); then a table row per index,
+ * against index `fresh`.  sum[e * nix + x] gets the summaries. */
+static void sweep(const bench *b, sw_index *const *ix, const char *const *names, size_t nix,
+                  size_t fresh, const uint64_t *truth, const size_t *ntruth,
+                  const unsigned char *gone, size_t nb, uint64_t *labels, summary *sum)
+{
+    const args *a = &b->a;
+    size_t nq = b->nq, d = b->d, k = b->k, e, x;
+    series *ser = xmalloc(nix * sizeof *ser);
+    printf("%5s %-10s %10s %9s %11s %11s %11s %9s %9s %9s %5s\n", "ef", "index", "recall@k",
+           "d recall", "QPS median", "QPS min", "QPS max", "QPS/fresh", "mean us", "p99 us",
+           "bad");
+    for (e = 0; e < a->n_ef; e++) {
+        for (x = 0; x < nix; x++) series_init(&ser[x], a->repeat, nq * a->tile);
+        for (unsigned r = 0; r < a->repeat; r++)
+            for (x = 0; x < nix; x++) {
+                pass_spec p = {0};
+                char what[64];
+                snprintf(what, sizeof what, "sw_search on the %s index (ef %u)", names[x],
+                         a->efs[e]);
+                p.what = what;
+                p.kind = PASS_SEARCH;
+                p.ix = ix[x];
+                p.q = b->query;
+                p.nq = nq;
+                p.sp = sw_search_params_default();
+                p.sp.ef = a->efs[e];
+                p.kq = k;
+                p.tile = a->tile;
+                measure(&ser[x], r, &p, d, k, labels, NULL, truth, ntruth, gone, nb, 0);
+            }
+        for (x = 0; x < nix; x++) {
+            sum[e * nix + x] = summarize(&ser[x]);
+            series_free(&ser[x]);
+        }
+        for (x = 0; x < nix; x++) {
+            const summary *s = &sum[e * nix + x], *f = &sum[e * nix + fresh];
+            if (x == fresh)
+                printf("%5u %-10s %10.4f %9s %11.1f %11.1f %11.1f %9s %9.1f %9.1f %5zu\n",
+                       a->efs[e], names[x], s->recall, "", s->qps_med, s->qps_min,
+                       s->qps_max, "", s->lat_mean_us, s->lat_p99_us, s->bad);
+            else
+                printf("%5u %-10s %10.4f %+9.4f %11.1f %11.1f %11.1f %9.3f %9.1f %9.1f %5zu\n",
+                       a->efs[e], names[x], s->recall, rdiff(s->recall, f->recall), s->qps_med,
+                       s->qps_min, s->qps_max, s->qps_med / f->qps_med, s->lat_mean_us,
+                       s->lat_p99_us, s->bad);
+        }
+        fflush(stdout);
+    }
+    free(ser);
+}
+
 enum { H_FRESH, H_DELETE, H_COMPACT, H_TOMB, H_N };
 static const char *const half_names[H_N] = {"fresh", "delete", "compact", "tombstone"};
 
@@ -1180,7 +1233,6 @@ static void mode_half(bench *b)
     uint64_t *truth, *labels;
     float *dist;
     size_t *ntruth, mem[H_N];
-    series *ser;
     summary *sum;
     op_table ops = {0};
     sw_status st;
@@ -1329,47 +1381,8 @@ static void mode_half(bench *b)
 
     /* The sweep: for each ef, repeat r runs all four indexes. */
     labels = xmalloc(nq * k * sizeof(uint64_t));
-    ser = xmalloc(a->n_ef * H_N * sizeof *ser);
     sum = xmalloc(a->n_ef * H_N * sizeof *sum);
-    printf("%5s %-10s %10s %9s %11s %11s %11s %9s %9s %9s %5s\n", "ef", "index", "recall@k",
-           "d recall", "QPS median", "QPS min", "QPS max", "QPS/fresh", "mean us", "p99 us",
-           "bad");
-    for (e = 0; e < a->n_ef; e++) {
-        for (x = 0; x < H_N; x++) series_init(&ser[e * H_N + x], a->repeat, nq * a->tile);
-        for (unsigned r = 0; r < a->repeat; r++)
-            for (x = 0; x < H_N; x++) {
-                pass_spec p = {0};
-                char what[64];
-                snprintf(what, sizeof what, "sw_search on the %s index (ef %u)", half_names[x],
-                         a->efs[e]);
-                p.what = what;
-                p.kind = PASS_SEARCH;
-                p.ix = ix[x];
-                p.q = b->query;
-                p.nq = nq;
-                p.sp = sw_search_params_default();
-                p.sp.ef = a->efs[e];
-                p.kq = k;
-                p.tile = a->tile;
-                measure(&ser[e * H_N + x], r, &p, d, k, labels, NULL, truth, ntruth, gone, nb,
-                        0);
-            }
-        for (x = 0; x < H_N; x++) {
-            summary *s = &sum[e * H_N + x], *f = &sum[e * H_N + H_FRESH];
-            *s = summarize(&ser[e * H_N + x]);
-            if (x == H_FRESH)
-                printf("%5u %-10s %10.4f %9s %11.1f %11.1f %11.1f %9s %9.1f %9.1f %5zu\n",
-                       a->efs[e], half_names[x], s->recall, "", s->qps_med, s->qps_min,
-                       s->qps_max, "", s->lat_mean_us, s->lat_p99_us, s->bad);
-            else
-                printf("%5u %-10s %10.4f %+9.4f %11.1f %11.1f %11.1f %9.3f %9.1f %9.1f %5zu\n",
-                       a->efs[e], half_names[x], s->recall, rdiff(s->recall, f->recall), s->qps_med,
-                       s->qps_min, s->qps_max, s->qps_med / f->qps_med, s->lat_mean_us,
-                       s->lat_p99_us, s->bad);
-            series_free(&ser[e * H_N + x]);
-        }
-        fflush(stdout);
-    }
+    sweep(b, ix, half_names, H_N, H_FRESH, truth, ntruth, gone, nb, labels, sum);
 
     putchar('\n');
     {
@@ -1398,7 +1411,6 @@ static void mode_half(bench *b)
     free(dist);
     free(ntruth);
     free(labels);
-    free(ser);
     free(sum);
 }
 
@@ -1964,7 +1976,6 @@ static void mode_update(bench *b)
     sw_index *ix[U_N];
     double build_s, fresh_s, gt_s;
     size_t *ntruth;
-    series *ser;
     summary *sum;
 
     print_banner(b, "question: replace the vectors of a random half of the labels with "
@@ -2024,39 +2035,8 @@ static void mode_update(bench *b)
     printf("ground truth (sw_search_exact on the fresh index): %.2f s\n\n", gt_s);
 
     labels = xmalloc(nq * k * sizeof(uint64_t));
-    ser = xmalloc(a->n_ef * U_N * sizeof *ser);
     sum = xmalloc(a->n_ef * U_N * sizeof *sum);
-    printf("%5s %-10s %10s %9s %11s %11s %11s %9s\n", "ef", "index", "recall@k", "d recall",
-           "QPS median", "QPS min", "QPS max", "QPS/fresh");
-    for (e = 0; e < a->n_ef; e++) {
-        for (x = 0; x < U_N; x++) series_init(&ser[e * U_N + x], a->repeat, nq * a->tile);
-        for (unsigned r = 0; r < a->repeat; r++)
-            for (x = 0; x < U_N; x++) {
-                pass_spec p = {0};
-                char what[64];
-                snprintf(what, sizeof what, "sw_search on the %s index (ef %u)", update_names[x],
-                         a->efs[e]);
-                p.what = what;
-                p.kind = PASS_SEARCH;
-                p.ix = ix[x];
-                p.q = b->query;
-                p.nq = nq;
-                p.sp = sw_search_params_default();
-                p.sp.ef = a->efs[e];
-                p.kq = k;
-                p.tile = a->tile;
-                measure(&ser[e * U_N + x], r, &p, d, k, labels, NULL, truth, ntruth, NULL, n, 0);
-            }
-        for (x = 0; x < U_N; x++) {
-            summary *s = &sum[e * U_N + x], *f = &sum[e * U_N + U_FRESH];
-            *s = summarize(&ser[e * U_N + x]);
-            printf("%5u %-10s %10.4f %+9.4f %11.1f %11.1f %11.1f %9.3f\n", a->efs[e],
-                   update_names[x], s->recall, rdiff(s->recall, f->recall), s->qps_med, s->qps_min,
-                   s->qps_max, s->qps_med / f->qps_med);
-            series_free(&ser[e * U_N + x]);
-        }
-        fflush(stdout);
-    }
+    sweep(b, ix, update_names, U_N, U_FRESH, truth, ntruth, NULL, n, labels, sum);
     printf("CSV_HEADER,update,dataset,index,ef,recall,recall_diff,qps_median,qps_min,qps_max,"
            "qps_ratio\n");
     for (e = 0; e < a->n_ef; e++)
@@ -2075,7 +2055,6 @@ static void mode_update(bench *b)
     free(dist);
     free(ntruth);
     free(labels);
-    free(ser);
     free(sum);
 }
 

@@ -30,7 +30,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,30 +47,6 @@
 /* ===================================================================== */
 /* Helpers                                                               */
 /* ===================================================================== */
-
-/* Problems found by a worker thread: a count and the first message. */
-typedef struct cc_errs {
-    size_t n;
-    char first[320];
-} cc_errs;
-
-SW_TEST_PRINTF(2, 3) static void cc_err(cc_errs *e, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e->n++ != 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(e->first, sizeof e->first, fmt, ap);
-    va_end(ap);
-}
-
-#define CHECK_NO_ERRS(e, who)                                                  \
-    do {                                                                       \
-        if ((e)->n != 0)                                                       \
-            sw_test_fail_at(__FILE__, __LINE__, "%s: %zu problem(s), first: %s", (who), \
-                            (e)->n, (e)->first);                               \
-    } while (0)
 
 /* 1 if msg contains the decimal number v as a whole number (not as part of
  * a longer one). */
@@ -648,7 +623,7 @@ typedef struct st_thread {
     int id;
     uint64_t seed;
     size_t ops; /* searches, lookups or adds done */
-    cc_errs errs;
+    tu_errs errs;
 } st_thread;
 
 /* Validate one result row of a search for query q. */
@@ -680,11 +655,11 @@ static void st_check_row(st_thread *t, size_t qi, const uint64_t *lab, const flo
     for (int w = 0; w < ST_WRITERS; w++)
         started[w] = atomic_load_explicit(&s->range[w].started, memory_order_acquire);
     if (nf > k) {
-        cc_err(&t->errs, "%s: n_found %zu > k %zu", who, nf, k);
+        tu_err(&t->errs, "%s: n_found %zu > k %zu", who, nf, k);
         return;
     }
     if (nf < k)
-        cc_err(&t->errs,
+        tu_err(&t->errs,
                "%s: n_found %zu < k %zu on an index of at least %zu vectors (first result: "
                "label %llu, %s, distance %g)",
                who, nf, k, s->n0, nf > 0 ? (unsigned long long)lab[0] : 0ull,
@@ -696,14 +671,14 @@ static void st_check_row(st_thread *t, size_t qi, const uint64_t *lab, const flo
         int known = l < s->n0;
 
         if (!isfinite(d[i]) || d[i] < 0)
-            cc_err(&t->errs, "%s: result %zu (label %llu) has distance %g", who, i,
+            tu_err(&t->errs, "%s: result %zu (label %llu) has distance %g", who, i,
                    (unsigned long long)l, (double)d[i]);
         if (i > 0 && !(d[i] >= d[i - 1]))
-            cc_err(&t->errs, "%s: results not sorted: %g after %g at %zu", who, (double)d[i],
+            tu_err(&t->errs, "%s: results not sorted: %g after %g at %zu", who, (double)d[i],
                    (double)d[i - 1], i);
         for (size_t j = 0; j < i; j++)
             if (lab[j] == l)
-                cc_err(&t->errs, "%s: label %llu returned twice", who, (unsigned long long)l);
+                tu_err(&t->errs, "%s: label %llu returned twice", who, (unsigned long long)l);
         for (int w = 0; w < ST_WRITERS && !known; w++) {
             const st_range *r = &s->range[w];
 
@@ -713,7 +688,7 @@ static void st_check_row(st_thread *t, size_t qi, const uint64_t *lab, const flo
 
                 known = 1;
                 if (idx >= started[w]) {
-                    cc_err(&t->errs, "%s: label %llu returned before its add began", who,
+                    tu_err(&t->errs, "%s: label %llu returned before its add began", who,
                            (unsigned long long)l);
                     break;
                 }
@@ -721,15 +696,15 @@ static void st_check_row(st_thread *t, size_t qi, const uint64_t *lab, const flo
                  * one to the vector that was added. */
                 ref = tu_ref_dist(SW_METRIC_L2, q, r->data + idx * CC_DIM, CC_DIM);
                 if (fabs((double)d[i] - ref) > tu_dist_tol(ref))
-                    cc_err(&t->errs,
+                    tu_err(&t->errs,
                            "%s: label %llu at distance %.9g, but its vector is at %.9g", who,
                            (unsigned long long)l, (double)d[i], ref);
             }
         }
         if (!known)
-            cc_err(&t->errs, "%s: label %llu was never added", who, (unsigned long long)l);
+            tu_err(&t->errs, "%s: label %llu was never added", who, (unsigned long long)l);
         else if (l < s->n0 && isfinite(d[i]) && !st_initial_dist_ok(s, qi, l, d[i]))
-            cc_err(&t->errs,
+            tu_err(&t->errs,
                    "%s: initial label %llu at distance %.9g, which is neither its first "
                    "vector's nor any update vector's (a torn update?)",
                    who, (unsigned long long)l, (double)d[i]);
@@ -757,7 +732,7 @@ static void *st_search_reader(void *arg)
         st = sw_search(s->ix, q, CC_DIM, ST_K, &p, lab, d, &nf);
         t->ops++;
         if (st != SW_OK) {
-            cc_err(&t->errs, "sw_search: %s (%s)", sw_test_status_name(st), sw_last_error());
+            tu_err(&t->errs, "sw_search: %s (%s)", sw_test_status_name(st), sw_last_error());
             continue;
         }
         st_check_row(t, qi, lab, d, nf, ST_K, "sw_search");
@@ -786,7 +761,7 @@ static void *st_batch_reader(void *arg)
                              found, ST_BATCH_THREADS);
         t->ops++;
         if (st != SW_OK) {
-            cc_err(&t->errs, "sw_search_batch: %s (%s)", sw_test_status_name(st),
+            tu_err(&t->errs, "sw_search_batch: %s (%s)", sw_test_status_name(st),
                    sw_last_error());
             continue;
         }
@@ -795,7 +770,7 @@ static void *st_batch_reader(void *arg)
                          found[i], ST_K, "sw_search_batch");
             for (size_t j = found[i]; j < ST_K; j++)
                 if (lab[i * ST_K + j] != SW_NO_LABEL || !is_pos_inf(d[i * ST_K + j]))
-                    cc_err(&t->errs, "sw_search_batch: row %zu badly padded at %zu", i, j);
+                    tu_err(&t->errs, "sw_search_batch: row %zu badly padded at %zu", i, j);
         }
     } while (atomic_load(&s->writers_running) > 0 && t->errs.n < 100);
     return NULL;
@@ -822,28 +797,28 @@ static void *st_lookup_reader(void *arg)
             uint64_t l = s->range[w].base + idx;
 
             if (sw_contains(s->ix, l) != 1)
-                cc_err(&t->errs, "sw_contains(%llu) != 1 after its add returned",
+                tu_err(&t->errs, "sw_contains(%llu) != 1 after its add returned",
                        (unsigned long long)l);
             st = sw_get(s->ix, l, v, CC_DIM);
             if (st != SW_OK)
-                cc_err(&t->errs, "sw_get(%llu) after its add returned: %s (%s)",
+                tu_err(&t->errs, "sw_get(%llu) after its add returned: %s (%s)",
                        (unsigned long long)l, sw_test_status_name(st), sw_last_error());
             else if (memcmp(v, s->range[w].data + idx * CC_DIM, sizeof v) != 0)
-                cc_err(&t->errs, "sw_get(%llu) returned a vector other than the one added",
+                tu_err(&t->errs, "sw_get(%llu) returned a vector other than the one added",
                        (unsigned long long)l);
         }
         /* Initial labels are always present; updates change only the vector. */
         if (sw_contains(s->ix, l0) != 1)
-            cc_err(&t->errs, "sw_contains(%llu) != 1 for an initial label",
+            tu_err(&t->errs, "sw_contains(%llu) != 1 for an initial label",
                    (unsigned long long)l0);
         st = sw_get(s->ix, l0, v, CC_DIM);
         if (st != SW_OK)
-            cc_err(&t->errs, "sw_get(%llu) of an initial label: %s (%s)",
+            tu_err(&t->errs, "sw_get(%llu) of an initial label: %s (%s)",
                    (unsigned long long)l0, sw_test_status_name(st), sw_last_error());
         else
             for (size_t j = 0; j < CC_DIM; j++)
                 if (!isfinite(v[j])) {
-                    cc_err(&t->errs, "sw_get(%llu): non-finite value", (unsigned long long)l0);
+                    tu_err(&t->errs, "sw_get(%llu): non-finite value", (unsigned long long)l0);
                     break;
                 }
         /* The count lies between what has been published and what has begun. */
@@ -853,7 +828,7 @@ static void *st_lookup_reader(void *arg)
         for (int u = 0; u < ST_WRITERS; u++)
             beg += atomic_load_explicit(&s->range[u].started, memory_order_acquire);
         if (c < s->n0 + pub || c > s->n0 + beg)
-            cc_err(&t->errs, "sw_count %zu outside [%zu, %zu]", c, s->n0 + pub, s->n0 + beg);
+            tu_err(&t->errs, "sw_count %zu outside [%zu, %zu]", c, s->n0 + pub, s->n0 + beg);
     } while (atomic_load(&s->writers_running) > 0 && t->errs.n < 100);
     return NULL;
 }
@@ -879,7 +854,7 @@ static void *st_add_writer(void *arg)
             st = sw_add(s->ix, l, v, CC_DIM);
             t->ops++;
             if (st != SW_OK)
-                cc_err(&t->errs, "sw_add(update %llu): %s (%s)", (unsigned long long)l,
+                tu_err(&t->errs, "sw_add(update %llu): %s (%s)", (unsigned long long)l,
                        sw_test_status_name(st), sw_last_error());
             else
                 memcpy(s->cur + l * CC_DIM, v, CC_DIM * sizeof(float));
@@ -888,7 +863,7 @@ static void *st_add_writer(void *arg)
         st = sw_add(s->ix, rg->base + i, rg->data + i * CC_DIM, CC_DIM);
         t->ops++;
         if (st != SW_OK) {
-            cc_err(&t->errs, "sw_add(%llu): %s (%s)", (unsigned long long)(rg->base + i),
+            tu_err(&t->errs, "sw_add(%llu): %s (%s)", (unsigned long long)(rg->base + i),
                    sw_test_status_name(st), sw_last_error());
             break; /* published must stay a prefix */
         }
@@ -913,7 +888,7 @@ static void *st_batch_writer(void *arg)
 
     tu_rng_seed(&r, t->seed);
     if (labels == NULL || vecs == NULL) {
-        cc_err(&t->errs, "out of memory");
+        tu_err(&t->errs, "out of memory");
         goto done;
     }
     for (size_t done_new = 0, b = 0; done_new < rg->n; b++) {
@@ -946,7 +921,7 @@ static void *st_batch_writer(void *arg)
         st = sw_add_batch(s->ix, labels, vecs, m, CC_DIM, ST_BATCH_THREADS);
         t->ops++;
         if (st != SW_OK) {
-            cc_err(&t->errs, "sw_add_batch(batch %zu): %s (%s)", b, sw_test_status_name(st),
+            tu_err(&t->errs, "sw_add_batch(batch %zu): %s (%s)", b, sw_test_status_name(st),
                    sw_last_error());
             break;
         }
@@ -1092,7 +1067,7 @@ typedef struct sv_writer {
     const float *data;
     size_t from, to;
     atomic_int done;
-    cc_errs errs;
+    tu_errs errs;
 } sv_writer;
 
 static void *sv_writer_fn(void *arg)
@@ -1103,7 +1078,7 @@ static void *sv_writer_fn(void *arg)
         sw_status st = sw_add(w->ix, i, w->data + i * CC_DIM, CC_DIM);
 
         if (st != SW_OK) {
-            cc_err(&w->errs, "sw_add(%zu): %s (%s)", i, sw_test_status_name(st),
+            tu_err(&w->errs, "sw_add(%zu): %s (%s)", i, sw_test_status_name(st),
                    sw_last_error());
             break;
         }
@@ -1213,7 +1188,7 @@ typedef struct sl_job {
     size_t n_labels;
     int reverse_second_pass;
     pthread_barrier_t *start;
-    cc_errs errs;
+    tu_errs errs;
 } sl_job;
 
 static void *sl_worker(void *arg)
@@ -1231,7 +1206,7 @@ static void *sl_worker(void *arg)
             sw_status st = sw_add(j->ix, l, j->vecs + l * CC_DIM, CC_DIM);
 
             if (st != SW_OK)
-                cc_err(&j->errs, "pass %d: sw_add(%zu): %s (%s)", pass, l,
+                tu_err(&j->errs, "pass %d: sw_add(%zu): %s (%s)", pass, l,
                        sw_test_status_name(st), sw_last_error());
         }
     return NULL;

@@ -53,7 +53,6 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,30 +224,6 @@ static size_t self_misses(const sw_index *ix, const float *data, const uint64_t 
     }
     return missed;
 }
-
-/* Problems found by a worker thread: a count and the first message. */
-typedef struct dl_errs {
-    size_t n;
-    char first[320];
-} dl_errs;
-
-SW_TEST_PRINTF(2, 3) static void dl_err(dl_errs *e, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (e->n++ != 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(e->first, sizeof e->first, fmt, ap);
-    va_end(ap);
-}
-
-#define CHECK_NO_ERRS(e, who)                                                  \
-    do {                                                                       \
-        if ((e)->n != 0)                                                       \
-            sw_test_fail_at(__FILE__, __LINE__, "%s: %zu problem(s), first: %s", (who), \
-                            (e)->n, (e)->first);                               \
-    } while (0)
 
 /* ===================================================================== */
 /* Tombstones and the error codes                                        */
@@ -1150,7 +1125,7 @@ typedef struct dc_worker {
     pthread_t tid;
     uint64_t rng_seed;
     size_t searches;
-    dl_errs errs;
+    tu_errs errs;
 } dc_worker;
 
 static void *dc_deleter(void *arg)
@@ -1163,7 +1138,7 @@ static void *dc_deleter(void *arg)
         sw_status st = s->use_marks ? sw_mark_deleted(s->ix, L) : sw_delete(s->ix, L);
 
         if (st != SW_OK) {
-            dl_err(&w->errs, "deleting %llu: %s (%s)", (unsigned long long)L,
+            tu_err(&w->errs, "deleting %llu: %s (%s)", (unsigned long long)L,
                    sw_test_status_name(st), sw_last_error());
             continue;
         }
@@ -1171,7 +1146,7 @@ static void *dc_deleter(void *arg)
         if (s->use_marks && i % 64 == 63) {
             st = sw_compact(s->ix, (i / 64) % 2 ? 2 : 1);
             if (st != SW_OK)
-                dl_err(&w->errs, "sw_compact: %s (%s)", sw_test_status_name(st),
+                tu_err(&w->errs, "sw_compact: %s (%s)", sw_test_status_name(st),
                        sw_last_error());
         }
     }
@@ -1190,7 +1165,7 @@ static void *dc_adder(void *arg)
         sw_status st = sw_add(s->ix, L, s->data + L * dim, dim);
 
         if (st != SW_OK)
-            dl_err(&w->errs, "adding %llu: %s (%s)", (unsigned long long)L,
+            tu_err(&w->errs, "adding %llu: %s (%s)", (unsigned long long)L,
                    sw_test_status_name(st), sw_last_error());
     }
     atomic_fetch_sub(&s->writers_left, 1);
@@ -1227,21 +1202,21 @@ static void *dc_searcher(void *arg)
                    : sw_search(s->ix, s->data + at * dim, dim, 10, &p, lab, d, &nf);
         w->searches++;
         if (st != SW_OK) {
-            dl_err(&w->errs, "search: %s (%s)", sw_test_status_name(st), sw_last_error());
+            tu_err(&w->errs, "search: %s (%s)", sw_test_status_name(st), sw_last_error());
             continue;
         }
         if (nf != 10)
-            dl_err(&w->errs, "%s search found %zu, want 10", exact ? "exact" : "approximate", nf);
+            tu_err(&w->errs, "%s search found %zu, want 10", exact ? "exact" : "approximate", nf);
         for (size_t i = 0; i < nf; i++) {
             uint64_t L = lab[i];
 
             if (L >= s->n + s->n_add) {
-                dl_err(&w->errs, "result %llu: a label nobody added", (unsigned long long)L);
+                tu_err(&w->errs, "result %llu: a label nobody added", (unsigned long long)L);
             } else if (L < s->n) {
                 uint64_t when = atomic_load(&s->seq[L]);
 
                 if (when != 0 && when <= start)
-                    dl_err(&w->errs,
+                    tu_err(&w->errs,
                            "%s search returned %llu, deleted (#%llu) before it began (at #%llu)",
                            exact ? "exact" : "approximate", (unsigned long long)L,
                            (unsigned long long)when, (unsigned long long)start);
@@ -1253,13 +1228,13 @@ static void *dc_searcher(void *arg)
                 double ref = tu_ref_dist(SW_METRIC_L2, s->data + at * dim, s->data + L * dim, dim);
 
                 if (fabs((double)d[i] - ref) > tu_dist_tol(ref))
-                    dl_err(&w->errs, "result %llu at distance %.9g, its vector is at %.9g",
+                    tu_err(&w->errs, "result %llu at distance %.9g, its vector is at %.9g",
                            (unsigned long long)L, (double)d[i], ref);
             }
             if (i > 0 && d[i] < d[i - 1])
-                dl_err(&w->errs, "results out of order");
+                tu_err(&w->errs, "results out of order");
             if (in_results(lab, i, L))
-                dl_err(&w->errs, "label %llu returned twice", (unsigned long long)L);
+                tu_err(&w->errs, "label %llu returned twice", (unsigned long long)L);
         }
     }
     return NULL;

@@ -44,6 +44,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -634,4 +635,17 @@ void tu_check_last_error_names(sw_status st, const char *file, int line)
     else if (strncmp(msg, text, strlen(text)) != 0)
         sw_test_fail_at(file, line, "sw_last_error() \"%s\" does not start with \"%s\"", msg,
                         text);
+}
+
+/* ---- problems found on worker threads ---------------------------------- */
+
+void tu_err(tu_errs *e, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (e->n++ != 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(e->first, sizeof e->first, fmt, ap);
+    va_end(ap);
 }

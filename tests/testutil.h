@@ -167,4 +167,21 @@ void tu_check_last_error_names(sw_status st, const char *file, int line);
         tu_check_last_error_names((expected), __FILE__, __LINE__);             \
     } while (0)
 
+/* ---- problems found on worker threads ---------------------------------- */
+
+/* A count and the first message; one per thread (not shared). */
+typedef struct tu_errs {
+    size_t n;
+    char first[320];
+} tu_errs;
+
+void tu_err(tu_errs *e, const char *fmt, ...) SW_TEST_PRINTF(2, 3);
+
+#define CHECK_NO_ERRS(e, who)                                                  \
+    do {                                                                       \
+        if ((e)->n != 0)                                                       \
+            sw_test_fail_at(__FILE__, __LINE__, "%s: %zu problem(s), first: %s", (who), \
+                            (e)->n, (e)->first);                               \
+    } while (0)
+
 #endif /* SW_TESTUTIL_H */
