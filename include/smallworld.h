@@ -480,6 +480,78 @@ SW_API sw_status sw_get_options(const sw_index *index, sw_options *out);
  */
 SW_API size_t sw_memory_usage(const sw_index *index);
 
+/**
+ * The labels in the index, in slot order: the live ones (tombstoned = 0)
+ * or the tombstoned ones (tombstoned = 1).  Writes at most `cap` of them to
+ * out (which may be NULL when cap is 0) and stores in *total how many there
+ * are, so a first call with cap 0 sizes the buffer; labels added between
+ * two calls can make *total grow, so compare it with cap.  One consistent
+ * moment of the index: waits for adds in flight, as sw_save does.
+ * Errors: SW_ENULL.
+ */
+SW_API sw_status sw_list_labels(const sw_index *index, int tombstoned, uint64_t *out, size_t cap,
+                                size_t *total);
+
+/* ===================================================================== */
+/* Inspecting                                                            */
+/* ===================================================================== */
+
+#define SW_MAX_LAYERS 64u /**< layers an index can have (levels 0..63) */
+
+/** One layer of the graph. */
+typedef struct sw_layer_stats {
+    uint64_t nodes;      /**< nodes on this layer (tombstoned ones included) */
+    uint64_t edges;      /**< links out of them */
+    uint32_t min_degree; /**< fewest links out of one node */
+    uint32_t max_degree; /**< most links out of one node */
+} sw_layer_stats;
+
+/** What sw_get_stats reports; the file-format issue adds to it. */
+typedef struct sw_stats {
+    uint64_t count;        /**< live labels, as sw_count */
+    uint64_t deleted;      /**< tombstones, as sw_deleted_count */
+    uint64_t free_slots;   /**< truly deleted slots waiting to be reused */
+    uint32_t layers;       /**< layers in use: max level + 1, 0 when empty */
+    uint64_t entry_label;  /**< label of the entry point; SW_NO_LABEL when empty */
+    size_t memory_bytes;   /**< as sw_memory_usage */
+    sw_layer_stats layer[SW_MAX_LAYERS]; /**< layer[0 .. layers) */
+} sw_stats;
+
+/**
+ * Counts and degrees of the graph, layer by layer, at one consistent
+ * moment (waits for adds in flight).  Cost: one pass over every list.
+ * Errors: SW_ENULL.
+ */
+SW_API sw_status sw_get_stats(const sw_index *index, sw_stats *out);
+
+/**
+ * Check the index's invariants: links in range, not to themselves, not
+ * twice, only to nodes on that layer, degrees within bounds, labels mapped
+ * both ways, counts consistent, the entry point on the top layer and every
+ * node reachable from it.  SW_OK when all hold; SW_ECORRUPT naming the
+ * first problem (in sw_last_error()) otherwise.  Waits for adds in flight.
+ * Errors: SW_ENULL, SW_ECORRUPT, SW_ENOMEM.
+ */
+SW_API sw_status sw_verify(const sw_index *index);
+
+/** Largest metadata blob, in bytes. */
+#define SW_MAX_METADATA 65536u
+
+/**
+ * Attach an application's own bytes to the index (up to SW_MAX_METADATA;
+ * len 0 clears them).  They are saved and loaded with it, and the library
+ * never reads them; the Python package keeps its settings there.  Copied.
+ * Errors: SW_ENULL (data NULL with len > 0), SW_EINVAL (too long),
+ * SW_ENOMEM (the old bytes are kept).
+ */
+SW_API sw_status sw_set_metadata(sw_index *index, const void *data, size_t len);
+
+/**
+ * Copy the metadata into buf[0..cap) (buf may be NULL when cap is 0) and
+ * store its full length in *len.  Errors: SW_ENULL.
+ */
+SW_API sw_status sw_get_metadata(const sw_index *index, void *buf, size_t cap, size_t *len);
+
 /* ===================================================================== */
 /* Files                                                                 */
 /* ===================================================================== */

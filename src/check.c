@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ==== Exact search ==== */
 
@@ -186,4 +187,53 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
         return report(err, errlen, "%zu of %u nodes unreachable from the entry point (first: %u)",
                       nodes - reached, nodes, first);
     return 0;
+}
+
+/* ==== Public inspection ==== */
+
+/* Both hold save_lock alone, as sw_save does: no add is half done while the
+ * lists are read, and searches go on. */
+sw_status sw_verify(const sw_index *ix) {
+    if (!ix) return sw__fail(SW_ENULL, "sw_verify: index is NULL");
+    sw_index *mix = (sw_index *)ix;
+    char why[256];
+    pthread_rwlock_wrlock(&mix->save_lock);
+    int bad = sw__check_graph(ix, why, sizeof why);
+    pthread_rwlock_unlock(&mix->save_lock);
+    if (!bad) return SW_OK;
+    if (strstr(why, "out of memory")) return sw__fail(SW_ENOMEM, "sw_verify: %s", why);
+    return sw__fail(SW_ECORRUPT, "sw_verify: %s", why);
+}
+
+sw_status sw_get_stats(const sw_index *ix, sw_stats *out) {
+    if (!ix || !out) return sw__fail(SW_ENULL, "sw_get_stats: %s is NULL", ix ? "out" : "index");
+    sw_index *mix = (sw_index *)ix;
+    memset(out, 0, sizeof *out);
+    pthread_rwlock_wrlock(&mix->save_lock);
+    int max_level;
+    uint32_t entry = sw__top(ix, &max_level);
+    out->layers = entry == SW__NONE ? 0 : (uint32_t)max_level + 1;
+    out->entry_label = entry == SW__NONE ? SW_NO_LABEL : *sw__label_ptr(ix, entry);
+    out->free_slots = ix->nfree;
+    for (uint32_t l = 0; l < out->layers; l++) out->layer[l].min_degree = UINT32_MAX;
+    for (uint32_t s = 0; s < ix->count; s++) {
+        unsigned f = sw__flags(ix, s);
+        if (f & SW__F_FREE) continue;
+        if (f & SW__F_DELETED) out->deleted++;
+        else out->count++;
+        int lv = sw__level(ix, s);
+        for (int l = 0; l <= lv && (uint32_t)l < out->layers; l++) {
+            sw_layer_stats *ls = &out->layer[l];
+            uint32_t d = sw__links(ix, s, l)[0];
+            ls->nodes++;
+            ls->edges += d;
+            if (d < ls->min_degree) ls->min_degree = d;
+            if (d > ls->max_degree) ls->max_degree = d;
+        }
+    }
+    pthread_rwlock_unlock(&mix->save_lock);
+    for (uint32_t l = 0; l < out->layers; l++)
+        if (!out->layer[l].nodes) out->layer[l].min_degree = 0;
+    out->memory_bytes = sw_memory_usage(ix);
+    return SW_OK;
 }

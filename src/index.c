@@ -255,6 +255,7 @@ void sw_free(sw_index *ix) {
     sw__labels_free(&ix->mem, &ix->labels);
     sw__storage_free(ix);
     sw__free(&ix->mem, ix->freed, ix->freed_cap * sizeof *ix->freed);
+    sw__free(&ix->mem, ix->meta, ix->meta_len);
     destroy_locks(ix);
     sw_allocator a = ix->mem.a;
     a.free(a.ctx, ix, sizeof *ix);
@@ -378,5 +379,41 @@ sw_status sw_get(const sw_index *ix, uint64_t label, float *out, size_t dim) {
     if (slot == SW__NONE || dead)
         return sw__fail(SW_ENOTFOUND, "sw_get: label %llu%s", (unsigned long long)label,
                         dead ? " is marked deleted" : "");
+    return SW_OK;
+}
+
+/* ==== Metadata ==== */
+
+/* The blob is swapped under save_lock held alone, so sw_save, which holds
+ * it too, writes either the old bytes or the new ones, and readers take it
+ * shared. */
+sw_status sw_set_metadata(sw_index *ix, const void *data, size_t len) {
+    if (!ix || (!data && len))
+        return sw__fail(SW_ENULL, "sw_set_metadata: %s is NULL", ix ? "data" : "index");
+    if (len > SW_MAX_METADATA)
+        return sw__fail(SW_EINVAL, "sw_set_metadata: %zu bytes, at most %u", len, SW_MAX_METADATA);
+    unsigned char *copy = NULL;
+    if (len && !(copy = sw__alloc(&ix->mem, len, 1)))
+        return sw__fail(SW_ENOMEM, "sw_set_metadata: %zu bytes", len);
+    if (len) memcpy(copy, data, len);
+    pthread_rwlock_wrlock(&ix->save_lock);
+    unsigned char *old = ix->meta;
+    size_t old_len = ix->meta_len;
+    ix->meta = copy;
+    ix->meta_len = len;
+    pthread_rwlock_unlock(&ix->save_lock);
+    sw__free(&ix->mem, old, old_len);
+    return SW_OK;
+}
+
+sw_status sw_get_metadata(const sw_index *ix, void *buf, size_t cap, size_t *len) {
+    if (!ix || !len || (!buf && cap))
+        return sw__fail(SW_ENULL, "sw_get_metadata: %s is NULL", !ix ? "index" : !len ? "len" : "buf");
+    sw_index *mix = (sw_index *)ix;
+    pthread_rwlock_rdlock(&mix->save_lock);
+    *len = ix->meta_len;
+    size_t n = ix->meta_len < cap ? ix->meta_len : cap;
+    if (n) memcpy(buf, ix->meta, n);
+    pthread_rwlock_unlock(&mix->save_lock);
     return SW_OK;
 }

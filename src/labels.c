@@ -102,3 +102,26 @@ void sw__labels_free(sw__mem *m, sw__labelmap *lm) {
     lm->vals = NULL;
     lm->cap = lm->used = 0;
 }
+
+/* ==== Listing ==== */
+
+/* Under save_lock held alone no add is half done, so every slot below
+ * count is either FREE or a whole node. */
+sw_status sw_list_labels(const sw_index *ix, int tombstoned, uint64_t *out, size_t cap,
+                         size_t *total) {
+    if (!ix || !total || (!out && cap))
+        return sw__fail(SW_ENULL, "sw_list_labels: %s is NULL",
+                        !ix ? "index" : !total ? "total" : "out");
+    sw_index *mix = (sw_index *)ix;
+    unsigned want = tombstoned ? SW__F_DELETED : 0;
+    size_t n = 0;
+    pthread_rwlock_wrlock(&mix->save_lock);
+    for (uint32_t s = 0; s < ix->count; s++) {
+        if (sw__flags(ix, s) != want) continue;
+        if (n < cap) out[n] = *sw__label_ptr(ix, s);
+        n++;
+    }
+    pthread_rwlock_unlock(&mix->save_lock);
+    *total = n;
+    return SW_OK;
+}

@@ -1,12 +1,12 @@
 /*
- * persist.c — saving and loading an index (format version 2).
+ * persist.c — saving and loading an index (format version 3).
  *
  * The file is a stream of explicit little-endian fixed-width fields, never a
  * dump of in-memory structs, so any machine reads what any other wrote.
  *
  *   offset size  field
  *   0      8     magic "SWALLIDX"
- *   8      4     format version (2; version 1 files are read too)
+ *   8      4     format version (3; versions 1 and 2 are read too)
  *   12     4     header size in bytes (80)
  *   16     4     dim
  *   20     4     metric (0 L2, 1 IP, 2 cosine, 3 L1)
@@ -22,7 +22,9 @@
  *   64     8     count (number of nodes)
  *   72     4     entry point slot (0xffffffff when empty)
  *   76     4     max level (signed; -1 when empty)
- *   80     ...   count node records, in slot order:
+ *   80     4     metadata length L (0 .. SW_MAX_METADATA; version 3)
+ *   84     L     the application's metadata bytes (sw_set_metadata)
+ *   84+L   ...   count node records, in slot order:
  *                  u64 label, u8 level (top bit: tombstone; version 2),
  *                  dim x f32 vector,
  *                  then for each layer 0..level: u32 degree, degree x u32 slot
@@ -48,7 +50,9 @@
  *
  * History: version 1 (0.1.0), first format.  Version 2 (0.2.0): the top
  * bit of a node's level byte marks a tombstone; nothing else changed, so
- * a version 1 file is read as one without tombstones.  The file-format issue replaces
+ * a version 1 file is read as one without tombstones.  Version 3 (0.2.0,
+ * for the Python package): the metadata block after the header; earlier
+ * files are read as having none.  The file-format issue replaces
  * the single checksum by one per section and adds memory-mapped serving.
  */
 #define _XOPEN_SOURCE 700
@@ -64,7 +68,7 @@
 #include <unistd.h>
 
 #define SW__MAGIC "SWALLIDX"
-#define SW__FORMAT_VERSION 2u
+#define SW__FORMAT_VERSION 3u
 #define LEVEL_TOMBSTONE 0x80u /* version 2: the level byte's top bit */
 #define SW__HEADER_BYTES 80u
 
@@ -148,6 +152,8 @@ static void write_index(const sw_index *ix, writer *w, const uint32_t *map) {
     w_u64(w, nodes);
     w_u32(w, entry == SW__NONE || !map ? entry : map[entry]);
     w_u32(w, (uint32_t)max_level);
+    w_u32(w, (uint32_t)ix->meta_len);
+    for (size_t i = 0; i < ix->meta_len; i++) w_u8(w, ix->meta[i]);
     for (uint32_t s = 0; s < ix->count; s++) {
         unsigned f = sw__flags(ix, s);
         if (f & SW__F_FREE) continue;
@@ -419,7 +425,10 @@ sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **ou
     uint64_t count = r_u64(r);
     uint32_t entry = r_u32(r);
     int32_t max_level = (int32_t)r_u32(r);
+    uint32_t meta_len = version >= 3 ? r_u32(r) : 0;
     NEED(r, "the header");
+    if (meta_len > SW_MAX_METADATA || meta_len > r->left)
+        CORRUPT("%s: metadata length %u too large", path, meta_len);
     if (etype != 0) CORRUPT("%s: unknown element type %u", path, etype);
     if (flags > 3) CORRUPT("%s: unknown flags 0x%x", path, flags);
     if (o.M0 == 0) CORRUPT("%s: M0 is 0", path);
@@ -441,6 +450,15 @@ sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **ou
 
     st = sw__index_new(&o, allocator, &ix);
     if (st != SW_OK) goto fail;
+    if (meta_len) {
+        if (!(ix->meta = sw__alloc(&ix->mem, meta_len, 1))) {
+            st = sw__fail(SW_ENOMEM, "loading %s: %u bytes of metadata", path, meta_len);
+            goto fail;
+        }
+        ix->meta_len = meta_len;
+        r_bytes(r, ix->meta, meta_len);
+        NEED(r, "the metadata");
+    }
     ix->rng = rng;
     sw__set_top(ix, SW__NONE, max_level); /* the entry is set once every node is in */
     if ((st = sw__labels_reserve(&ix->mem, &ix->labels, count)) != SW_OK) goto fail;

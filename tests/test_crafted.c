@@ -12,10 +12,10 @@
  * sanitizer builds, no out-of-bounds access.
  *
  * This couples the test to the file layout, which is documented at the top
- * of src/persist.c (format version 1).  The coupling is deliberate: the
+ * of src/persist.c (format versions 1 to 3).  The coupling is deliberate: the
  * format is a contract, and the layout is read from the file, not assumed —
  * the test walks the node records to find the fields it edits.  If the
- * version in the file is not 1 the test skips with that reason rather than
+ * version in the file is not one of those the test skips with that reason rather than
  * editing bytes it does not understand.  Two positive controls guard the
  * machinery itself: the unchanged file with a recomputed checksum loads,
  * and so does one with a different (valid) default ef, which then reports
@@ -106,9 +106,9 @@ typedef struct layout {
     node_off nodes[MAX_NODES];
 } layout;
 
-/* 0 if the file parses as format version 1 or 2 (one layout; version 2
- * gives the level byte's top bit to tombstones) with at most MAX_NODES
- * nodes. */
+/* 0 if the file parses as format version 1, 2 or 3 (one layout; version 2
+ * gives the level byte's top bit to tombstones, version 3 puts a metadata
+ * block after the header) with at most MAX_NODES nodes. */
 static int parse(const unsigned char *f, size_t len, layout *L, char *why, size_t whylen)
 {
     size_t off = HEADER_BYTES;
@@ -117,11 +117,18 @@ static int parse(const unsigned char *f, size_t len, layout *L, char *why, size_
         snprintf(why, whylen, "no magic \"SWALLIDX\" or shorter than a header");
         return -1;
     }
-    if (get_u32(f + OFF_VERSION) < 1 || get_u32(f + OFF_VERSION) > 2 ||
+    if (get_u32(f + OFF_VERSION) < 1 || get_u32(f + OFF_VERSION) > 3 ||
         get_u32(f + OFF_HEADER_SIZE) != HEADER_BYTES) {
-        snprintf(why, whylen, "format version %u, header size %u: this test knows versions 1 and 2",
+        snprintf(why, whylen, "format version %u, header size %u: this test knows versions 1 to 3",
                  get_u32(f + OFF_VERSION), get_u32(f + OFF_HEADER_SIZE));
         return -1;
+    }
+    if (get_u32(f + OFF_VERSION) >= 3) {
+        if (len < HEADER_BYTES + 8) {
+            snprintf(why, whylen, "no room for the metadata length");
+            return -1;
+        }
+        off += 4 + (size_t)get_u32(f + HEADER_BYTES);
     }
     L->dim = get_u32(f + OFF_DIM);
     L->M = get_u32(f + OFF_M);
@@ -282,7 +289,7 @@ TEST(persist_crafted_fields_refused)
     }
 
     /* Header fields. */
-    EDIT("version 3", 1, 0, put_u32(c.bytes + OFF_VERSION, 3));
+    EDIT("version 4", 1, 0, put_u32(c.bytes + OFF_VERSION, 4));
     EDIT("version 0", 1, 1, put_u32(c.bytes + OFF_VERSION, 0));
     EDIT("header size 84", 1, 1, put_u32(c.bytes + OFF_HEADER_SIZE, 84));
     CORRUPT("dim 0", put_u32(c.bytes + OFF_DIM, 0));

@@ -649,3 +649,15 @@ void tu_err(tu_errs *e, const char *fmt, ...)
     vsnprintf(e->first, sizeof e->first, fmt, ap);
     va_end(ap);
 }
+
+int tu_check_graph(const sw_index *ix, char *err, size_t errlen) {
+    char why[512] = "";
+    if (sw__check_graph(ix, why, sizeof why) == 0) return 0;
+    unsigned lost = 0, total = 0;
+    int tolerated = ix && sw_get_metric(ix) == SW_METRIC_IP &&
+                    sscanf(why, "%u of %u nodes unreachable", &lost, &total) == 2 &&
+                    (size_t)lost * 50u <= total;
+    if (tolerated) return 0;
+    snprintf(err, errlen, "%s", why);
+    return 1;
+}
