@@ -1,0 +1,464 @@
+"""smallworld: approximate nearest-neighbour search on HNSW graphs.
+
+The native API is :class:`Index`::
+
+    import numpy as np, smallworld
+    index = smallworld.Index(dim=128, metric="l2")
+    index.add(vectors)                      # labels default to 0, 1, 2, ...
+    labels, distances = index.search(queries, k=10)
+
+For code written against hnswlib, ``import smallworld.hnswlib as hnswlib``
+gives the hnswlib 0.8 API on the same engine.
+
+Why the package is split the way it is: the C extension (``_core``) is a
+thin, GIL-releasing wrapper over libsmallworld that takes and fills
+C-contiguous float32/uint64 buffers.  Everything a Python user can get
+wrong (dtypes, shapes, label ranges, default labels) is checked and
+converted here, in Python, where the rules are easy to read, before the
+extension is called; the library checks again (dimension, NaN, labels
+twice in one batch) and its messages come through unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Callable, Optional, Tuple, Union
+
+import numpy as np
+
+from . import _core
+from ._core import CorruptIndexError
+
+__all__ = ["Index", "CorruptIndexError", "NO_LABEL", "METRICS", "__version__", "simd"]
+
+__version__: str = _core.version
+#: The distance kernels in use on this CPU ("avx512", "avx2", "neon", ...).
+simd: str = _core.simd
+#: The label that pads a result row shorter than k.
+NO_LABEL: int = _core.NO_LABEL
+#: Metric names and their library codes.
+METRICS = {"l2": 0, "ip": 1, "cosine": 2, "l1": 3}
+_METRIC_NAMES = {v: k for k, v in METRICS.items()}
+
+# Input element types that are converted to float32 on the way in.
+_VECTOR_DTYPES = (np.float32, np.float64, np.float16, np.uint8, np.int8)
+
+ArrayLike = Any
+Filter = Union[Callable[[int], bool], ArrayLike, None]
+
+
+def _vectors(x: ArrayLike, dim: int, what: str = "vectors") -> Tuple[np.ndarray, bool]:
+    """Return (float32 C-contiguous n x dim array, was_1d)."""
+    a = np.asarray(x)
+    if a.dtype == object or a.dtype.kind not in "fiub":
+        raise TypeError(f"{what} must be numeric (got dtype {a.dtype})")
+    if a.dtype.type not in _VECTOR_DTYPES:
+        if a.dtype.kind in "iu" or a.dtype.kind == "b":
+            # Python lists of ints arrive as int64: accept exact integer data
+            a = a.astype(np.float32)
+        else:
+            raise TypeError(
+                f"{what} must be float32, float64, float16, uint8 or int8 (got {a.dtype})")
+    single = a.ndim == 1
+    if single:
+        a = a.reshape(1, -1)
+    if a.ndim != 2:
+        raise ValueError(f"{what} must be a 1-D vector or a 2-D array (got {a.ndim} dimensions)")
+    if a.shape[1] != dim:
+        raise ValueError(f"{what} have dimension {a.shape[1]}, the index has {dim}")
+    return np.ascontiguousarray(a, dtype=np.float32), single
+
+
+def _labels(x: ArrayLike, what: str = "labels") -> np.ndarray:
+    """Return a 1-D uint64 array of labels, refusing negatives and non-integers."""
+    a = np.asarray(x)
+    if not isinstance(x, np.ndarray) and a.dtype.kind in "fO" and a.ndim <= 1:
+        # a list mixing ints >= 2**63 with smaller ones becomes float64 in
+        # numpy, which would lose bits: take such ints one by one instead
+        items = list(x) if a.ndim == 1 else [x]
+        if items and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                         for v in items):
+            a = np.array([int(v) for v in items], dtype=object)
+    if a.ndim == 0:
+        a = a.reshape(1)
+    if a.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D sequence (got {a.ndim} dimensions)")
+    if a.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if a.dtype == object:
+        try:
+            vals = [int(v) for v in a]
+        except (TypeError, ValueError):
+            raise TypeError(f"{what} must be integers") from None
+        if any(v < 0 or v >= 2**64 for v in vals):
+            raise ValueError(f"{what} must be in 0..2**64-1")
+        return np.array(vals, dtype=np.uint64)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be integers (got dtype {a.dtype})")
+    if a.dtype.kind == "i" and (a < 0).any():
+        raise ValueError(f"{what} must not be negative (got {int(a.min())})")
+    return np.ascontiguousarray(a, dtype=np.uint64)
+
+
+# Settings this package keeps in the index file's metadata block: a tag,
+# then a JSON object.  JSON, not pickle: loading a file must never run code.
+_META_TAG = b"smallworld-py:"
+
+
+def _read_meta(blob: bytes) -> dict:
+    if not blob.startswith(_META_TAG):
+        return {}
+    try:
+        meta = json.loads(blob[len(_META_TAG):].decode())
+    except (ValueError, UnicodeDecodeError):
+        return {}  # advisory: a damaged blob costs only the settings in it
+    return meta if isinstance(meta, dict) else {}
+
+
+def _threads(threads: Optional[int]) -> int:
+    if threads is None:
+        return 0
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool):
+        raise TypeError("threads must be an int or None")
+    if threads < 0:
+        raise ValueError("threads must be >= 0 (0 or None: one per CPU)")
+    return int(threads)
+
+
+class Index:
+    """An HNSW index of ``dim``-dimensional vectors under 64-bit labels.
+
+    Parameters
+    ----------
+    dim : vector dimension (1..65536).
+    metric : "l2" (squared Euclidean), "ip" (1 - dot), "cosine" (1 - cosine;
+        vectors are normalised on the way in) or "l1".
+    M : links per node on the upper layers (layer 0 gets M0, default 2*M).
+    ef_construction : candidate list size while inserting.
+    dtype : element type stored.  Only "float32" today; quantized types
+        come with the quantization work.  Input of any of float32, float64,
+        float16, uint8 and int8 is accepted and converted.
+    seed : seed of the level generator (same data, same seed, one thread:
+        the same graph).
+    ef : default candidate list size of a search.
+    M0 : links per node on layer 0 (None: 2*M).
+
+    Thread safety: searches, adds and deletes may run from many Python
+    threads at once; the GIL is released inside each.  ``close()`` must not
+    race with other calls (it refuses while one is running).
+    """
+
+    def __init__(self, dim: int, metric: str = "l2", M: int = 16, ef_construction: int = 200,
+                 dtype: str = "float32", seed: int = 100, ef: int = 64,
+                 M0: Optional[int] = None) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(METRICS)}")
+        if dtype not in ("float32", np.float32) and getattr(dtype, "name", None) != "float32":
+            raise ValueError(f"dtype {dtype!r} is not supported yet; this version stores float32")
+        for name, v in (("dim", dim), ("M", M), ("ef_construction", ef_construction),
+                        ("seed", seed), ("ef", ef)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+                raise TypeError(f"{name} must be an int (got {type(v).__name__})")
+            if v < 0:
+                raise ValueError(f"{name} must not be negative (got {v})")
+        if M0 is not None and (not isinstance(M0, (int, np.integer)) or M0 < 0):
+            raise ValueError("M0 must be a non-negative int or None")
+        self._ix = _core.Index(int(dim), METRICS[metric], int(M), int(M0 or 0),
+                               int(ef_construction), int(ef), int(seed))
+        self._next_label = 0
+        self._meta: dict = {}  # saved with the index, as JSON (see save)
+
+    # ---- construction from a file ----
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike], mmap: bool = False) -> "Index":
+        """Load an index written by :meth:`save`.
+
+        Raises OSError when the file cannot be read and CorruptIndexError
+        when it is not a valid index.  ``mmap=True`` (serving the file
+        without copying it) comes with the file-format work and raises
+        NotImplementedError until then.
+        """
+        if mmap:
+            raise NotImplementedError("memory-mapped loading is not available yet; use mmap=False")
+        self = cls.__new__(cls)
+        self._ix = _core.load(os.fspath(path))
+        self._meta = _read_meta(self._ix.get_metadata())
+        self._next_label = self._meta.get("next_label", 0)
+        if not isinstance(self._next_label, int) or self._next_label <= 0:
+            labels = self._all_labels()
+            self._next_label = int(labels.max()) + 1 if labels.size else 0
+        return self
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the index to ``path`` atomically (a temporary file beside it,
+        flushed, then renamed over it)."""
+        self._meta["next_label"] = self._next_label
+        self._ix.set_metadata(_META_TAG + json.dumps(self._meta).encode())
+        self._ix.save(os.fspath(path))
+
+    # ---- adding ----
+
+    def add(self, vectors: ArrayLike, labels: Optional[ArrayLike] = None,
+            threads: Optional[int] = None) -> np.ndarray:
+        """Add vectors (n x dim, or one vector of dim) under ``labels``.
+
+        Labels default to consecutive integers after the largest label added
+        so far.  A label already present is updated (its vector replaced and
+        re-linked).  Returns the labels used, as uint64.  Raises ValueError
+        for a wrong shape, NaN or infinity (naming the row), negative labels
+        or a label given twice; TypeError for a non-numeric array.
+        """
+        x, _ = _vectors(vectors, self.dim)
+        n = x.shape[0]
+        if labels is None:
+            if self._next_label + n > NO_LABEL:
+                raise ValueError("default labels would pass 2**64-2; give labels explicitly")
+            lab = np.arange(self._next_label, self._next_label + n, dtype=np.uint64)
+        else:
+            lab = _labels(labels)
+            if lab.shape[0] != n:
+                raise ValueError(f"{lab.shape[0]} labels for {n} vectors")
+            if n and (lab == np.uint64(NO_LABEL)).any():
+                raise ValueError("label 2**64-1 is reserved: it pads short result rows (NO_LABEL)")
+        if n == 0:
+            return lab
+        self._ix.add(x, lab, _threads(threads))
+        top = int(lab.max()) + 1
+        if top > self._next_label:
+            self._next_label = top
+        return lab
+
+    # ---- searching ----
+
+    def search(self, queries: ArrayLike, k: int = 10, ef: Optional[int] = None,
+               filter: Filter = None, threads: Optional[int] = None,
+               exact: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+        """The k nearest neighbours of each query.
+
+        ``queries`` is nq x dim (or one vector).  ``filter`` restricts the
+        results: an array of allowed labels (checked inside the library, no
+        Python per candidate) or a callable ``f(label) -> bool`` (called
+        from the search, with the GIL, for some labels only).  ``exact``
+        scores every vector instead of walking the graph.
+
+        Returns (labels uint64, distances float32), each nq x k (k for a 1-D
+        query), nearest first.  A row with fewer than k results (a small
+        index, a strict filter) is padded with NO_LABEL and +inf.
+        """
+        q, single = _vectors(queries, self.dim, "queries")
+        bad = ~np.isfinite(q).all(axis=1)
+        if bad.any():
+            raise ValueError(f"query {int(np.argmax(bad))} contains NaN or infinity")
+        labels, dists, _ = self._search(q, k, ef, filter, threads, exact)
+        if single:
+            return labels[0], dists[0]
+        return labels, dists
+
+    def _search(self, q: np.ndarray, k: int, ef: Optional[int], filter: Filter,
+                threads: Optional[int], exact: bool) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """search on a checked float32 nq x dim array; also returns the
+        number of results in each row."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
+            raise TypeError("k must be an int")
+        if k < 1:
+            raise ValueError(f"k must be at least 1 (got {k})")
+        if ef is None:
+            ef = 0
+        elif not isinstance(ef, (int, np.integer)) or isinstance(ef, bool) or ef < 1:
+            raise ValueError(f"ef must be a positive int or None (got {ef!r})")
+        allow, fn = None, None
+        if filter is not None:
+            if callable(filter):
+                fn = filter
+            else:
+                allow = _labels(filter, "filter")
+        nq = q.shape[0]
+        labels = np.empty((nq, k), dtype=np.uint64)
+        dists = np.empty((nq, k), dtype=np.float32)
+        found = np.empty(nq, dtype=np.uint64)
+        self._ix.search(q, int(k), int(ef), _threads(threads), allow, fn, labels, dists, found,
+                        bool(exact))
+        return labels, dists, found
+
+    # ---- deleting ----
+
+    def delete(self, labels: ArrayLike, threads: Optional[int] = None) -> None:
+        """Delete labels for real: out of the graph, which is repaired, and
+        their memory reused by later adds.  Raises KeyError (deleting none)
+        when a label is not in the index."""
+        lab = self._present(labels, allow_tombstoned=True)
+        if lab.size == 0:
+            return
+        if lab.size > 32 and self._ix.deleted_count() == 0:
+            # many at once: tombstone them all and repair each list once
+            self._ix.mark_deleted(lab)
+            self._ix.compact(_threads(threads))
+        else:
+            self._ix.delete(lab)
+
+    def mark_deleted(self, labels: ArrayLike) -> None:
+        """Tombstone labels: hidden from every search at once, still in the
+        graph; reversible with :meth:`unmark_deleted`.  KeyError (marking
+        none) for a label not in the index."""
+        lab = self._present(labels, allow_tombstoned=True)
+        self._ix.mark_deleted(lab)
+
+    def unmark_deleted(self, labels: ArrayLike) -> None:
+        """Lift tombstones.  KeyError (lifting none) for a label not in the
+        index at all."""
+        lab = self._present(labels, allow_tombstoned=True)
+        self._ix.unmark_deleted(lab)
+
+    def is_deleted(self, label: int) -> bool:
+        """True when ``label`` is tombstoned."""
+        return self._ix.is_deleted(_labels(label)[0].item())
+
+    def compact(self, threads: Optional[int] = None) -> None:
+        """Turn every tombstone into a true deletion, in one parallel pass."""
+        self._ix.compact(_threads(threads))
+
+    def _present(self, labels: ArrayLike, allow_tombstoned: bool) -> np.ndarray:
+        """The distinct labels, each checked to be in the index (KeyError
+        otherwise, before anything changes)."""
+        self._ix.count()  # ValueError when closed, even for no labels
+        lab = np.unique(_labels(labels))
+        for v in lab.tolist():
+            if not (self._ix.contains(v) or (allow_tombstoned and self._ix.is_deleted(v))):
+                raise KeyError(f"label {v} is not in the index")
+        return lab
+
+    # ---- looking up ----
+
+    def get(self, labels: ArrayLike) -> np.ndarray:
+        """The stored vectors of ``labels`` (n x dim float32; dim for one
+        label).  Cosine indexes store, and return, normalised vectors.
+        KeyError for a label that is absent or tombstoned."""
+        single = np.ndim(labels) == 0
+        lab = _labels(labels)
+        out = np.empty((lab.shape[0], self.dim), dtype=np.float32)
+        self._ix.get(lab, out)
+        return out[0] if single else out
+
+    def labels(self, deleted: bool = False) -> np.ndarray:
+        """The live labels (or, with deleted=True, the tombstoned ones), as
+        uint64, in storage order."""
+        return np.frombuffer(self._ix.list_labels(bool(deleted)), dtype=np.uint64).copy()
+
+    def _all_labels(self) -> np.ndarray:
+        return np.concatenate([self.labels(False), self.labels(True)])
+
+    def __len__(self) -> int:
+        return self._ix.count()
+
+    def __contains__(self, label: object) -> bool:
+        if not isinstance(label, (int, np.integer)) or isinstance(label, bool):
+            return False
+        if label < 0 or label >= 2**64:
+            return False
+        return self._ix.contains(int(label))
+
+    # ---- parameters ----
+
+    @property
+    def dim(self) -> int:
+        return self._ix.info()["dim"]
+
+    @property
+    def metric(self) -> str:
+        return _METRIC_NAMES[self._ix.info()["metric"]]
+
+    @property
+    def M(self) -> int:
+        return self._ix.info()["M"]
+
+    @property
+    def M0(self) -> int:
+        return self._ix.info()["M0"]
+
+    @property
+    def ef_construction(self) -> int:
+        return self._ix.info()["ef_construction"]
+
+    @property
+    def seed(self) -> int:
+        return self._ix.info()["seed"]
+
+    @property
+    def dtype(self) -> str:
+        return "float32"
+
+    @property
+    def ef(self) -> int:
+        """Default search ef (used when ``search`` gets ef=None)."""
+        return self._ix.info()["ef_search"]
+
+    @ef.setter
+    def ef(self, value: int) -> None:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"ef must be a positive int (got {value!r})")
+        self._ix.set_ef(int(value))
+
+    @property
+    def deleted_count(self) -> int:
+        """Number of tombstoned labels."""
+        return self._ix.deleted_count()
+
+    @property
+    def memory_usage(self) -> int:
+        """Bytes the index holds (vectors, graph, labels, scratch)."""
+        return self._ix.info()["memory_bytes"]
+
+    # ---- inspecting ----
+
+    def stats(self) -> dict:
+        """Counts and degrees per layer, memory, the SIMD level in use."""
+        return self._ix.stats()
+
+    def verify(self) -> bool:
+        """Check the graph's invariants; True, or CorruptIndexError naming
+        the first problem."""
+        return self._ix.verify()
+
+    # ---- lifetime ----
+
+    def close(self) -> None:
+        """Free the index now.  Later calls raise ValueError."""
+        self._ix.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._ix.closed
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._ix.closed:
+            return "<smallworld.Index (closed)>"
+        i = self._ix.info()
+        return (f"<smallworld.Index dim={i['dim']} metric={_METRIC_NAMES[i['metric']]!r} "
+                f"M={i['M']} count={i['count']}>")
+
+    # ---- pickling: the saved file's bytes ----
+
+    def __getstate__(self) -> dict:
+        with tempfile.TemporaryDirectory(prefix="smallworld-") as d:
+            path = os.path.join(d, "index.sw")
+            self.save(path)
+            with open(path, "rb") as f:
+                return {"file": f.read(), "next_label": self._next_label, "meta": self._meta}
+
+    def __setstate__(self, state: dict) -> None:
+        with tempfile.TemporaryDirectory(prefix="smallworld-") as d:
+            path = os.path.join(d, "index.sw")
+            with open(path, "wb") as f:
+                f.write(state["file"])
+            self._ix = _core.load(path)
+        self._next_label = int(state.get("next_label", 0))
+        self._meta = dict(state.get("meta", {}))
+
