@@ -76,6 +76,10 @@ static int report(char *err, size_t len, const char *fmt, ...) {
 }
 
 int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
+    return sw__check_graph_ex(ix, err, errlen, 1);
+}
+
+int sw__check_graph_ex(const sw_index *ix, char *err, size_t errlen, int reach) {
     if (!ix) return report(err, errlen, "index is NULL");
     int max_level;
     const uint32_t entry = sw__top(ix, &max_level);
@@ -156,15 +160,31 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
         return report(err, errlen, "label map holds %zu labels for %u nodes", ix->labels.used,
                       nodes);
 
-    /* Reachability over the union of layers, by an explicit-stack DFS. */
+    if (!reach) return 0;
+    uint32_t first = 0;
+    size_t lost = sw__unreachable(ix, &first);
+    if (lost == SIZE_MAX) return report(err, errlen, "out of memory while checking");
+    if (lost)
+        return report(err, errlen, "%zu of %u nodes unreachable from the entry point (first: %u)",
+                      lost, nodes, first);
+    return 0;
+}
+
+/* Nodes no search can reach: not reached from the entry point over the
+ * union of the layers, by an explicit-stack DFS.  *first (may be NULL) gets
+ * the lowest such slot.  SIZE_MAX when out of memory. */
+size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
+    int max_level;
+    const uint32_t entry = sw__top(ix, &max_level);
+    if (entry == SW__NONE) return 0;
     uint8_t *seen = calloc(ix->count, 1);
     uint32_t *stack = malloc((size_t)ix->count * sizeof *stack);
     if (!seen || !stack) {
         free(seen);
         free(stack);
-        return report(err, errlen, "out of memory while checking");
+        return SIZE_MAX;
     }
-    size_t top = 0, reached = 1;
+    size_t top = 0;
     stack[top++] = entry;
     seen[entry] = 1;
     while (top) {
@@ -175,18 +195,20 @@ int sw__check_graph(const sw_index *ix, char *err, size_t errlen) {
                 if (!seen[links[j]]) {
                     seen[links[j]] = 1;
                     stack[top++] = links[j];
-                    reached++;
                 }
         }
     }
-    uint32_t first = 0;
-    while (reached < nodes && (seen[first] || (sw__flags(ix, first) & SW__F_FREE))) first++;
+    size_t lost = 0;
+    uint32_t first = SW__NONE;
+    for (uint32_t s = 0; s < ix->count; s++)
+        if (!seen[s] && !(sw__flags(ix, s) & SW__F_FREE)) {
+            if (first == SW__NONE) first = s;
+            lost++;
+        }
     free(seen);
     free(stack);
-    if (reached < nodes)
-        return report(err, errlen, "%zu of %u nodes unreachable from the entry point (first: %u)",
-                      nodes - reached, nodes, first);
-    return 0;
+    if (first_out) *first_out = first;
+    return lost;
 }
 
 /* ==== Public inspection ==== */
@@ -198,7 +220,9 @@ sw_status sw_verify(const sw_index *ix) {
     sw_index *mix = (sw_index *)ix;
     char why[256];
     pthread_rwlock_wrlock(&mix->save_lock);
-    int bad = sw__check_graph(ix, why, sizeof why);
+    /* Under inner product some nodes are unreachable by design (insert.c);
+     * sw_get_stats counts them.  Every other metric must reach them all. */
+    int bad = sw__check_graph_ex(ix, why, sizeof why, ix->metric != SW_METRIC_IP);
     pthread_rwlock_unlock(&mix->save_lock);
     if (!bad) return SW_OK;
     if (strstr(why, "out of memory")) return sw__fail(SW_ENOMEM, "sw_verify: %s", why);
@@ -231,7 +255,10 @@ sw_status sw_get_stats(const sw_index *ix, sw_stats *out) {
             if (d > ls->max_degree) ls->max_degree = d;
         }
     }
+    size_t lost = sw__unreachable(ix, NULL);
     pthread_rwlock_unlock(&mix->save_lock);
+    if (lost == SIZE_MAX) return sw__fail(SW_ENOMEM, "sw_get_stats: reachability");
+    out->unreachable = lost;
     for (uint32_t l = 0; l < out->layers; l++)
         if (!out->layer[l].nodes) out->layer[l].min_degree = 0;
     out->memory_bytes = sw_memory_usage(ix);

@@ -516,5 +516,8 @@ SW__HIDDEN void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, in
 /* Recount every node's layer-0 in-degree from the links (after a load). */
 SW__HIDDEN void sw__recount_indegrees(sw_index *ix);
 SW__HIDDEN int sw__check_graph(const sw_index *index, char *err, size_t errlen);
+/* reach 0: everything but reachability */
+SW__HIDDEN int sw__check_graph_ex(const sw_index *index, char *err, size_t errlen, int reach);
+SW__HIDDEN size_t sw__unreachable(const sw_index *ix, uint32_t *first);
 
 #endif /* SW_INTERNAL_H */

@@ -1586,3 +1586,38 @@ TEST(inspect_metadata_version2_file_loads_without)
     free(labels);
     free(data);
 }
+
+/* Under inner product some nodes may be unreachable by design (insert.c):
+ * sw_verify must still pass, and sw_get_stats must count exactly the nodes
+ * the full graph check finds unreachable.  Under L2 the count is 0. */
+TEST(inspect_unreachable_counted_and_tolerated_under_ip)
+{
+    const size_t n = 1000, dim = 16;
+    float *data = malloc(n * dim * sizeof *data);
+    REQUIRE(data != NULL);
+    uint64_t state = 4;
+    for (size_t i = 0; i < n * dim; i++) /* uniform [0,1): the case that has hubs */
+        data[i] = (float)((state = state * 6364136223846793005ull + 1442695040888963407ull) >> 40) /
+                  (float)(1u << 24);
+    for (int m = 0; m < 2; m++) {
+        sw_options o = sw_options_default();
+        o.dim = (uint32_t)dim;
+        o.metric = m ? SW_METRIC_IP : SW_METRIC_L2;
+        o.M = 32;
+        sw_index *ix = NULL;
+        REQUIRE_OK(sw_create(&o, &ix));
+        for (size_t i = 0; i < n; i++) REQUIRE_OK(sw_add(ix, i, data + i * dim, dim));
+        sw_stats st;
+        REQUIRE_OK(sw_get_stats(ix, &st));
+        char why[256] = "";
+        unsigned lost = 0, total = 0;
+        if (sw__check_graph(ix, why, sizeof why) != 0)
+            CHECK(sscanf(why, "%u of %u nodes unreachable", &lost, &total) == 2);
+        CHECK_EQ_UINT(st.unreachable, lost);
+        CHECK_OK(sw_verify(ix));
+        if (!m) CHECK_EQ_UINT(st.unreachable, 0);
+        NOTE("%s: %llu of %zu unreachable", m ? "IP" : "L2", (unsigned long long)st.unreachable, n);
+        sw_free(ix);
+    }
+    free(data);
+}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from typing import Any, Callable, Optional, Tuple, Union
 
 import numpy as np
@@ -111,7 +112,7 @@ def _read_meta(blob: bytes) -> dict:
         return {}
     try:
         meta = json.loads(blob[len(_META_TAG):].decode())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}  # advisory: a damaged blob costs only the settings in it
     return meta if isinstance(meta, dict) else {}
 
@@ -168,6 +169,9 @@ class Index:
                                int(ef_construction), int(ef), int(seed))
         self._next_label = 0
         self._meta: dict = {}  # saved with the index, as JSON (see save)
+        # hands out default labels, and keeps delete's mark-then-compact
+        # from taking other calls' tombstones along
+        self._lock = threading.Lock()
 
     # ---- construction from a file ----
 
@@ -184,9 +188,11 @@ class Index:
             raise NotImplementedError("memory-mapped loading is not available yet; use mmap=False")
         self = cls.__new__(cls)
         self._ix = _core.load(os.fspath(path))
+        self._lock = threading.Lock()
         self._meta = _read_meta(self._ix.get_metadata())
         self._next_label = self._meta.get("next_label", 0)
-        if not isinstance(self._next_label, int) or self._next_label <= 0:
+        if (not isinstance(self._next_label, int) or isinstance(self._next_label, bool)
+                or not 0 < self._next_label < NO_LABEL):
             labels = self._all_labels()
             self._next_label = int(labels.max()) + 1 if labels.size else 0
         return self
@@ -213,9 +219,11 @@ class Index:
         x, _ = _vectors(vectors, self.dim)
         n = x.shape[0]
         if labels is None:
-            if self._next_label + n > NO_LABEL:
-                raise ValueError("default labels would pass 2**64-2; give labels explicitly")
-            lab = np.arange(self._next_label, self._next_label + n, dtype=np.uint64)
+            with self._lock:  # concurrent adds get disjoint ranges
+                if self._next_label + n > NO_LABEL:
+                    raise ValueError("default labels would pass 2**64-2; give labels explicitly")
+                lab = np.arange(self._next_label, self._next_label + n, dtype=np.uint64)
+                self._next_label += n
         else:
             lab = _labels(labels)
             if lab.shape[0] != n:
@@ -226,8 +234,9 @@ class Index:
             return lab
         self._ix.add(x, lab, _threads(threads))
         top = int(lab.max()) + 1
-        if top > self._next_label:
-            self._next_label = top
+        with self._lock:
+            if top > self._next_label:
+                self._next_label = top
         return lab
 
     # ---- searching ----
@@ -240,8 +249,10 @@ class Index:
         ``queries`` is nq x dim (or one vector).  ``filter`` restricts the
         results: an array of allowed labels (checked inside the library, no
         Python per candidate) or a callable ``f(label) -> bool`` (called
-        from the search, with the GIL, for some labels only).  ``exact``
-        scores every vector instead of walking the graph.
+        from the search, with the GIL, for some labels only; it must not
+        call methods of this index, which raise RuntimeError if it does).
+        ``exact`` scores every vector instead of walking the graph (one
+        query after the other, on the calling thread).
 
         Returns (labels uint64, distances float32), each nq x k (k for a 1-D
         query), nearest first.  A row with fewer than k results (a small
@@ -288,28 +299,36 @@ class Index:
         """Delete labels for real: out of the graph, which is repaired, and
         their memory reused by later adds.  Raises KeyError (deleting none)
         when a label is not in the index."""
-        lab = self._present(labels, allow_tombstoned=True)
-        if lab.size == 0:
-            return
-        if lab.size > 32 and self._ix.deleted_count() == 0:
-            # many at once: tombstone them all and repair each list once
-            self._ix.mark_deleted(lab)
-            self._ix.compact(_threads(threads))
-        else:
-            self._ix.delete(lab)
+        with self._lock:
+            lab = self._present(labels, allow_tombstoned=True)
+            if lab.size == 0:
+                return
+            if lab.size > 32 and self._ix.deleted_count() == 0:
+                # many at once: tombstone them all and repair each list once
+                # (the lock keeps other calls' tombstones out of the pass)
+                self._ix.mark_deleted(lab)
+                try:
+                    self._ix.compact(_threads(threads))
+                except BaseException:
+                    self._ix.unmark_deleted(lab)  # as it was: deleting none
+                    raise
+            else:
+                self._ix.delete(lab)
 
     def mark_deleted(self, labels: ArrayLike) -> None:
         """Tombstone labels: hidden from every search at once, still in the
         graph; reversible with :meth:`unmark_deleted`.  KeyError (marking
         none) for a label not in the index."""
-        lab = self._present(labels, allow_tombstoned=True)
-        self._ix.mark_deleted(lab)
+        with self._lock:
+            lab = self._present(labels, allow_tombstoned=True)
+            self._ix.mark_deleted(lab)
 
     def unmark_deleted(self, labels: ArrayLike) -> None:
         """Lift tombstones.  KeyError (lifting none) for a label not in the
         index at all."""
-        lab = self._present(labels, allow_tombstoned=True)
-        self._ix.unmark_deleted(lab)
+        with self._lock:
+            lab = self._present(labels, allow_tombstoned=True)
+            self._ix.unmark_deleted(lab)
 
     def is_deleted(self, label: int) -> bool:
         """True when ``label`` is tombstoned."""
@@ -317,7 +336,8 @@ class Index:
 
     def compact(self, threads: Optional[int] = None) -> None:
         """Turn every tombstone into a true deletion, in one parallel pass."""
-        self._ix.compact(_threads(threads))
+        with self._lock:
+            self._ix.compact(_threads(threads))
 
     def _present(self, labels: ArrayLike, allow_tombstoned: bool) -> np.ndarray:
         """The distinct labels, each checked to be in the index (KeyError
@@ -461,4 +481,5 @@ class Index:
             self._ix = _core.load(path)
         self._next_label = int(state.get("next_label", 0))
         self._meta = dict(state.get("meta", {}))
+        self._lock = threading.Lock()
 

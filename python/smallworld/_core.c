@@ -53,6 +53,12 @@ typedef struct {
     Py_ssize_t busy; /* methods running with the GIL released */
 } IndexObject;
 
+/* The index whose filter this thread is running, if any.  A filter must not
+ * call back into the index it filters (the search holds the index's gate:
+ * an update from inside would wait for itself), so check_open refuses that
+ * with a RuntimeError instead of hanging. */
+static _Thread_local IndexObject *filtering;
+
 /* ==== Errors ==== */
 
 static PyObject *raise_status(sw_status st) {
@@ -72,6 +78,11 @@ static PyObject *raise_status(sw_status st) {
 }
 
 static int check_open(IndexObject *self) {
+    if (filtering == self) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "a search filter must not call back into the index it filters");
+        return -1;
+    }
     if (!self->ix) {
         PyErr_SetString(PyExc_ValueError, "the index is closed");
         return -1;
@@ -107,6 +118,7 @@ static size_t buf_items(const Py_buffer *v) { return (size_t)(v->len / v->itemsi
 
 typedef struct {
     PyObject *fn;
+    IndexObject *self;
     PyObject *exc_type, *exc_value, *exc_tb; /* the first exception raised */
 } pyfilter;
 
@@ -115,7 +127,10 @@ static int pyfilter_call(uint64_t label, void *ctx) {
     PyGILState_STATE g = PyGILState_Ensure();
     int keep = 0;
     if (!pf->exc_type) {
+        IndexObject *outer = filtering;
+        filtering = pf->self;
         PyObject *r = PyObject_CallFunction(pf->fn, "K", (unsigned long long)label);
+        filtering = outer;
         if (r) {
             keep = PyObject_IsTrue(r);
             Py_DECREF(r);
@@ -139,11 +154,29 @@ static int pyfilter_done(pyfilter *pf) {
 
 /* ==== Construction ==== */
 
+/* "O&" converter for an unsigned 64-bit argument that refuses, rather than
+ * wraps, a negative or too large int (the "K" format wraps). */
+static int u64_arg(PyObject *o, void *out) {
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "expected an int, got %s", Py_TYPE(o)->tp_name);
+        return 0;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(o);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "an argument is out of range (0..2**64-1)");
+        return 0;
+    }
+    *(unsigned long long *)out = v;
+    return 1;
+}
+
 static PyObject *Index_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     static char *names[] = {"dim", "metric", "M", "M0", "ef_construction", "ef_search", "seed", NULL};
     unsigned long long dim = 0, metric = 0, M = 16, M0 = 0, efc = 200, efs = 64, seed = 100;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "K|KKKKKK", names, &dim, &metric, &M, &M0, &efc,
-                                     &efs, &seed))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O&O&O&O&O&O&", names, u64_arg, &dim, u64_arg,
+                                     &metric, u64_arg, &M, u64_arg, &M0, u64_arg, &efc, u64_arg,
+                                     &efs, u64_arg, &seed))
         return NULL;
     sw_options o = sw_options_default();
     if (dim > UINT32_MAX || metric > 3 || M > UINT32_MAX || M0 > UINT32_MAX || efc > UINT32_MAX ||
@@ -263,20 +296,25 @@ static PyObject *Index_search(IndexObject *self, PyObject *args) {
     if (get_buf(do_, &db, BUF_F32, 1, "distance output")) goto fail_l;
     if (get_buf(fo, &fb, BUF_U64, 1, "found output")) goto fail_d;
     size_t dim = sw_dim(self->ix), nq = dim ? buf_items(&qb) / dim : 0;
+    if (nq && (size_t)k > SIZE_MAX / sizeof(uint64_t) / nq) {
+        PyErr_SetString(PyExc_ValueError, "k times the number of queries is too large");
+        goto fail_f;
+    }
     if (buf_items(&qb) != nq * dim || buf_items(&lb) != nq * (size_t)k ||
         buf_items(&db) != nq * (size_t)k || buf_items(&fb) != nq) {
         PyErr_SetString(PyExc_ValueError, "query or output buffers have the wrong size");
         goto fail_f;
     }
-    pyfilter pf = {fn, NULL, NULL, NULL};
+    pyfilter pf = {fn, self, NULL, NULL, NULL};
     sw_search_params p = sw_search_params_default();
     p.ef = (uint32_t)ef;
     if (fn != Py_None) {
         p.filter = pyfilter_call;
         p.filter_ctx = &pf;
     }
-    if (have_allow) {
-        p.allow = ab.buf;
+    static const uint64_t none_allowed = 0;
+    if (have_allow) { /* an empty list allows nothing: the pointer must not be NULL */
+        p.allow = ab.buf ? (const uint64_t *)ab.buf : &none_allowed;
         p.n_allow = buf_items(&ab);
     }
     uint64_t *labels = lb.buf, *found = fb.buf;
@@ -450,7 +488,14 @@ static PyObject *Index_list_labels(IndexObject *self, PyObject *args) {
     if (check_open(self)) return NULL;
     for (;;) {
         size_t total = 0;
-        sw_status st = sw_list_labels(self->ix, tomb, NULL, 0, &total);
+        sw_status st;
+        /* every call that may wait on a library lock lets the GIL go: a
+         * filtered search holding the index's gate may be waiting for it */
+        self->busy++;
+        Py_BEGIN_ALLOW_THREADS
+        st = sw_list_labels(self->ix, tomb, NULL, 0, &total);
+        Py_END_ALLOW_THREADS
+        self->busy--;
         if (st != SW_OK) return raise_status(st);
         size_t cap = total + 64;
         PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(cap * 8));
@@ -496,20 +541,39 @@ static PyObject *Index_save(IndexObject *self, PyObject *args) {
 static PyObject *Index_set_metadata(IndexObject *self, PyObject *args) {
     Py_buffer b;
     if (!PyArg_ParseTuple(args, "y*", &b)) return NULL;
-    sw_status st = check_open(self) ? SW_OK : sw_set_metadata(self->ix, b.buf, (size_t)b.len);
+    if (check_open(self)) {
+        PyBuffer_Release(&b);
+        return NULL;
+    }
+    sw_status st;
+    self->busy++;
+    Py_BEGIN_ALLOW_THREADS
+    st = sw_set_metadata(self->ix, b.buf, (size_t)b.len);
+    Py_END_ALLOW_THREADS
+    self->busy--;
     PyBuffer_Release(&b);
-    if (PyErr_Occurred()) return NULL;
     if (st != SW_OK) return raise_status(st);
     Py_RETURN_NONE;
 }
 
 static PyObject *Index_get_metadata(IndexObject *self, PyObject *unused) {
     if (check_open(self)) return NULL;
-    char buf[SW_MAX_METADATA];
+    PyObject *b = PyBytes_FromStringAndSize(NULL, SW_MAX_METADATA);
+    if (!b) return NULL;
     size_t len = 0;
-    sw_status st = sw_get_metadata(self->ix, buf, sizeof buf, &len);
-    if (st != SW_OK) return raise_status(st);
-    return PyBytes_FromStringAndSize(buf, (Py_ssize_t)(len < sizeof buf ? len : sizeof buf));
+    sw_status st;
+    self->busy++;
+    Py_BEGIN_ALLOW_THREADS
+    st = sw_get_metadata(self->ix, PyBytes_AS_STRING(b), SW_MAX_METADATA, &len);
+    Py_END_ALLOW_THREADS
+    self->busy--;
+    if (st != SW_OK) {
+        Py_DECREF(b);
+        return raise_status(st);
+    }
+    if (_PyBytes_Resize(&b, (Py_ssize_t)(len < SW_MAX_METADATA ? len : SW_MAX_METADATA)) != 0)
+        return NULL;
+    return b;
 }
 
 /* ==== Inspecting ==== */
@@ -557,11 +621,12 @@ static PyObject *Index_stats(IndexObject *self, PyObject *unused) {
     if (layers) {
         PyObject *entry = s->layers ? PyLong_FromUnsignedLongLong(s->entry_label) : Py_NewRef(Py_None);
         if (entry)
-            r = Py_BuildValue("{s:K,s:K,s:K,s:N,s:n,s:N,s:s}", "count",
+            r = Py_BuildValue("{s:K,s:K,s:K,s:N,s:n,s:N,s:K,s:s}", "count",
                               (unsigned long long)s->count, "deleted",
                               (unsigned long long)s->deleted, "free_slots",
                               (unsigned long long)s->free_slots, "entry_label", entry,
                               "memory_bytes", (Py_ssize_t)s->memory_bytes, "layers", layers,
+                              "unreachable", (unsigned long long)s->unreachable,
                               "simd", sw_simd_name());
         else
             Py_DECREF(layers);
@@ -597,7 +662,7 @@ static PyObject *Index_deleted_count(IndexObject *self, PyObject *unused) {
 
 static PyObject *Index_set_ef(IndexObject *self, PyObject *args) {
     unsigned long long ef;
-    if (!PyArg_ParseTuple(args, "K", &ef)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&", u64_arg, &ef)) return NULL;
     if (check_open(self)) return NULL;
     if (ef > UINT32_MAX) return PyErr_Format(PyExc_ValueError, "ef %llu is out of range", ef);
     sw_status st = sw_set_ef(self->ix, (uint32_t)ef);

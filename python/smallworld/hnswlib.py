@@ -30,7 +30,8 @@ unchanged.  What differs, on purpose:
   dimensionality of the vectors"); hnswlib reads past short rows.
 - With ``replace_deleted=True`` a label already present is updated in
   place and does not use up a tombstone (in hnswlib it takes a deleted
-  element's slot and the label is then in the index twice).
+  element's slot and the label is then in the index twice); a tombstoned
+  label in the batch is brought back with its new vector.
 - ``BFIndex`` under cosine normalises queries as well as stored vectors,
   so its distances are 1 - cos (hnswlib's BFIndex leaves queries as they
   are); with fewer than k vectors passing the filter it raises the
@@ -158,28 +159,35 @@ class Index:
         if replace_deleted and not self._allow_replace:
             raise RuntimeError("Replacement of deleted elements is disabled in constructor")
         new: List[int] = []
+        revived = set()  # tombstoned labels of this batch: updated and brought back
         for label in labels.tolist():
             if label in ix:
                 continue
             if ix.is_deleted(label):
-                if self._allow_replace:
+                if self._allow_replace and not replace_deleted:
                     raise RuntimeError(
                         "Can't use addPoint to update deleted elements if replacement of "
                         "deleted elements is enabled.")
-                continue  # re-adding a tombstoned label updates it and lifts the tombstone
+                revived.add(label)
+                continue
             new.append(label)
+        # New labels take the place of tombstoned elements (other than the
+        # batch's own): those are deleted for real first.
         replace = 0
-        tombstoned = ix.deleted_count
-        if replace_deleted and new and tombstoned:
-            replace = min(len(new), tombstoned)
+        others = ix.deleted_count - len(revived)
+        if replace_deleted and new and others:
+            replace = min(len(new), others)
         if self.element_count - replace + len(new) > self._max_elements:
             raise RuntimeError("The number of elements exceeds the specified limit")
         if replace:
             threads = _num_threads(num_threads, self.num_threads)
-            if replace == tombstoned:
+            if replace == others:
+                # all of them: one compaction pass (the batch's own
+                # tombstoned labels go too, and are added back just below)
                 ix.compact(threads)
             else:
-                ix.delete(ix.labels(deleted=True)[:replace])
+                gone = [v for v in ix.labels(deleted=True).tolist() if v not in revived]
+                ix.delete(gone[:replace])
         threads = _num_threads(num_threads, self.num_threads)
         if rows <= threads * 4:
             threads = 1  # as hnswlib: small batches on one thread
@@ -322,7 +330,8 @@ class Index:
             raise RuntimeError(
                 f"The file holds a '{metric}' index of dimension {dim}, not "
                 f"'{self.space}' of dimension {self.dim}")
-        saved = ix._meta.get("hnswlib", {}).get("max_elements")
+        mine = ix._meta.get("hnswlib")
+        saved = mine.get("max_elements") if isinstance(mine, dict) else None
         count = len(ix) + ix.deleted_count
         if not isinstance(saved, int) or saved < count:
             saved = count
@@ -343,6 +352,25 @@ class Index:
 
 
 _BF_MAGIC = b"SWBFIDX1"
+
+
+def _load_npy(f: Any, shape: Tuple[int, ...], dtype: Any) -> np.ndarray:
+    """One array of a BFIndex file, its header checked against what the file
+    header promised before anything is allocated."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"array format {version}")
+    if tuple(got_shape) != shape or fortran or got_dtype != np.dtype(dtype):
+        raise ValueError(f"array of shape {got_shape} and type {got_dtype}, expected {shape}")
+    count = int(np.prod(shape))
+    a = np.fromfile(f, dtype=dtype, count=count) if count else np.zeros(0, dtype=dtype)
+    if a.size != count:
+        raise ValueError("file truncated")
+    return a.reshape(shape)
 
 
 class BFIndex:
@@ -504,20 +532,24 @@ class BFIndex:
                 if hlen > 4096:
                     raise ValueError("header too long")
                 head = json.loads(f.read(hlen).decode())
-                ids = np.load(f, allow_pickle=False)
-                data = np.load(f, allow_pickle=False)
+                if not isinstance(head, dict):
+                    raise ValueError("header is not an object")
+                if head["space"] != self.space or int(head["dim"]) != self.dim:
+                    raise ValueError("space or dimension does not match")
                 n = int(head["count"])
-                if (head["space"] != self.space or int(head["dim"]) != self.dim
-                        or ids.shape != (n,) or data.shape != (n, self.dim)
-                        or ids.dtype != np.uint64 or data.dtype != np.float32):
-                    raise ValueError("shape, space or dimension does not match")
-            except (ValueError, KeyError, TypeError, EOFError, OSError) as e:
+                if not 0 <= n <= os.fstat(f.fileno()).st_size // max(1, 4 * self.dim):
+                    raise ValueError(f"count {n} does not fit in the file")
+                ids = _load_npy(f, (n,), np.uint64)
+                data = _load_npy(f, (n, self.dim), np.float32)
+                max_elements = int(head.get("max_elements", n))
+            except (ValueError, KeyError, TypeError, EOFError, OSError, RecursionError,
+                    UnicodeDecodeError) as e:
                 raise RuntimeError(f"Index seems to be corrupted or unsupported ({e})") from None
         where = {int(v): i for i, v in enumerate(ids.tolist())}
         if len(where) != n:
             raise RuntimeError("Index seems to be corrupted or unsupported (duplicate labels)")
         self._ids, self._data, self._where = ids.copy(), data.copy(), where
-        self._max = max(int(head.get("max_elements", n)), n)
+        self._max = max(max_elements, n)
         self._cur_l = n
         self._inited = True
 

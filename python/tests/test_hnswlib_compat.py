@@ -707,3 +707,36 @@ def test_bfindex_save_load(tmp_path):
     garbage.write_bytes(data[: len(data) // 2])
     with pytest.raises(RuntimeError, match="corrupted"):
         hnswlib.BFIndex("ip", 8).load_index(str(garbage))
+
+
+# ------------------------------------------------------- review follow-ups
+
+
+def test_replace_deleted_brings_back_a_tombstoned_label():
+    """mark_deleted(x) then add_items(v, [x], replace_deleted=True): hnswlib
+    0.8 accepts this; the label comes back with the new vector."""
+    p, x = make(n=20, max_elements=20, allow_replace_deleted=True)
+    p.mark_deleted(3)
+    p.mark_deleted(7)
+    v = np.full((1, 8), 0.25, dtype=np.float32)
+    p.add_items(v, [3], replace_deleted=True)
+    assert np.allclose(p.get_items([3]), v)
+    assert p.element_count == 20
+    assert sorted(p.get_ids_list()) == list(range(20))
+    p.add_items(v + 1, [100], replace_deleted=True)  # takes 7's place
+    assert 7 not in p.get_ids_list() and p.element_count == 20
+
+
+def test_bf_load_refuses_a_crafted_count(tmp_path):
+    bf = hnswlib.BFIndex("l2", 4)
+    bf.init_index(10)
+    bf.add_items(np.ones((3, 4), dtype=np.float32))
+    path = str(tmp_path / "bf.bin")
+    bf.save_index(path)
+    raw = open(path, "rb").read()
+    crafted = raw.replace(b'"count": 3', b'"count": 9999999999', 1)
+    assert crafted != raw
+    with open(path, "wb") as f:
+        f.write(crafted)
+    with pytest.raises(RuntimeError, match="corrupted"):
+        hnswlib.BFIndex("l2", 4).load_index(path)

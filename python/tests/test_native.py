@@ -1056,3 +1056,129 @@ def test_exact_batch_nan_names_the_query():
     queries[2, 0] = np.nan
     with pytest.raises(ValueError, match="query 2|row 2"):
         ix.search(queries, k=3, exact=True)
+
+
+# ------------------------------------------------------- review follow-ups
+
+
+def test_verify_passes_under_inner_product_and_counts_unreachable():
+    """Under ip some small-norm nodes may be unreachable by design (as in
+    hnswlib); verify() passes and stats() counts them.  Uniform data is the
+    case where hubs form: 309 of these 1,000 when this was written, where
+    hnswlib's graph reaches only 394 of them on layer 0."""
+    ix = Index(16, metric="ip", M=32)
+    ix.add(np.random.default_rng(4).random((1000, 16), dtype=np.float32), threads=1)
+    assert ix.verify() is True
+    st = ix.stats()
+    assert 0 < st["unreachable"] <= 400
+    l2 = Index(16, metric="l2")
+    l2.add(np.random.default_rng(4).random((1000, 16), dtype=np.float32))
+    assert l2.stats()["unreachable"] == 0
+
+
+def test_ip_recall_on_uniform_data():
+    """The case that found the inner-product in-link bug: 1,000 uniform
+    16-d vectors, M 32, ef 400, k 25 (hnswlib's pickle test)."""
+    rng = np.random.default_rng(4)
+    data = rng.random((1000, 16), dtype=np.float32)
+    queries = rng.random((100, 16), dtype=np.float32)
+    ix = Index(16, metric="ip", M=32, ef_construction=200)
+    ix.add(data, threads=1)
+    got, _ = ix.search(queries, k=25, ef=400)
+    want, _ = ix.search(queries, k=25, exact=True)
+    recall = np.mean([len(set(a) & set(b)) / 25 for a, b in zip(got.tolist(), want.tolist())])
+    assert recall >= 0.9
+
+
+def test_filter_calling_back_into_the_index_is_refused():
+    ix, x = build(n=300, dim=8, seed=40)
+
+    def sneaky(label):
+        ix.add(x[:1], [int(label)])  # an update from inside the search
+        return True
+
+    with pytest.raises(RuntimeError, match="call back"):
+        ix.search(x[0], k=3, filter=sneaky)
+    with pytest.raises(RuntimeError, match="call back"):
+        ix.search(x[:20], k=3, filter=lambda v: len(ix) > 0, threads=2)
+    other = Index(8)
+    other.add(x[:5])
+    labels, _ = ix.search(x[0], k=3, filter=lambda v: len(other) == 5)  # another index: fine
+    assert (labels != NO_LABEL).all()
+    assert ix.verify()
+
+
+def test_concurrent_default_labelled_adds_get_distinct_labels():
+    ix = Index(8)
+    x = make_vectors(800, 8, seed=41)
+    out, errors = [], []
+
+    def worker(rows):
+        try:
+            for i in range(0, len(rows), 10):
+                out.append(ix.add(rows[i:i + 10]))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(x[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    labels = np.concatenate(out)
+    assert len(np.unique(labels)) == 800 == len(ix)
+
+
+@pytest.mark.parametrize("kw", [{"dim": 2**64 + 8}, {"dim": 8, "M": 2**64 + 16},
+                                {"dim": 8, "seed": 2**64}])
+def test_huge_ints_are_refused_not_wrapped(kw):
+    with pytest.raises((ValueError, OverflowError)):
+        Index(**kw)
+
+
+def test_huge_ef_is_refused_not_wrapped():
+    ix = Index(8)
+    with pytest.raises((ValueError, OverflowError)):
+        ix.ef = 2**64 + 5
+    assert ix.ef == 64
+
+
+def test_empty_allow_list_allows_nothing():
+    ix, x = build(n=200, dim=8, seed=42)
+    labels, dists = ix.search(x[:3], k=4, filter=np.zeros(0, dtype=np.uint64))
+    assert (labels == NO_LABEL).all() and np.isinf(dists).all()
+
+
+def test_search_during_save_and_labels_does_not_hang():
+    """save(), labels() and pickling let the GIL go while they wait for the
+    library: searches with a Python filter and updates run meanwhile."""
+    ix, x = build(n=1500, dim=8, seed=43)
+    stop = threading.Event()
+    errors = []
+
+    def searcher():
+        try:
+            while not stop.is_set():
+                ix.search(x[:4], k=3, filter=lambda v: v % 2 == 0)
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    def updater():
+        try:
+            for i in range(200):
+                ix.add(x[i:i + 1] + 0.01, [i])
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    ts = [threading.Thread(target=searcher), threading.Thread(target=updater)]
+    for t in ts:
+        t.start()
+    for _ in range(20):
+        ix.labels()
+        pickle.dumps(ix)
+    ts[1].join(timeout=120)
+    stop.set()
+    ts[0].join(timeout=120)
+    assert not any(t.is_alive() for t in ts) and not errors
+    assert len(ix) == 1500 and ix.verify()
