@@ -7,6 +7,10 @@
 #   make test CTEST_ARGS="-R unit"               pass arguments to ctest
 #   make test-arm64      cross-build for arm64 and run the kernel and recall
 #                        tests under qemu (gcc-aarch64-linux-gnu, qemu-user)
+#   make fuzz            build the loader's libFuzzer target (clang) and run
+#                        it on tests/fuzz/corpus for FUZZ_SECONDS (default
+#                        600); new finds go to build-fuzz/new, and
+#                        `make fuzz-merge` adds the ones that add coverage
 PREFIX   ?= /usr/local
 SANITIZE ?=
 BUILD_TYPE ?= Release
@@ -22,7 +26,7 @@ endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all test demo install clean configure test-arm64
+.PHONY: all test demo install clean configure test-arm64 fuzz fuzz-merge
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -49,5 +53,20 @@ test-arm64:
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall_generated
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall_bigann
 
+FUZZ_SECONDS ?= 600
+FUZZ_CC ?= clang
+build-fuzz/fuzz_load: tests/fuzz/fuzz_load.c src/*.c src/*.h src/simd/*.c src/simd/*.h include/smallworld.h
+	mkdir -p build-fuzz/new
+	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	  -DSW_BUILDING_LIBRARY -Iinclude -Isrc tests/fuzz/fuzz_load.c src/*.c src/simd/*.c \
+	  -lm -pthread -o $@
+
+fuzz: build-fuzz/fuzz_load
+	./build-fuzz/fuzz_load -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  build-fuzz/new tests/fuzz/corpus
+
+fuzz-merge: build-fuzz/fuzz_load
+	./build-fuzz/fuzz_load -merge=1 tests/fuzz/corpus build-fuzz/new
+
 clean:
-	rm -rf build build-address build-undefined build-thread build-arm64
+	rm -rf build build-address build-undefined build-thread build-arm64 build-fuzz
