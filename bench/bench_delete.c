@@ -133,6 +133,7 @@
 
 #define BENCH_NAME "sw_bench_delete"
 #include "bench_util.h"
+#include "bench_data.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -156,13 +157,6 @@
 /* Small helpers                                                         */
 /* ===================================================================== */
 
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) die(EXIT_RUNTIME, "out of memory allocating %zu bytes", n);
-    return p;
-}
-
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
@@ -170,26 +164,7 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static double secs(uint64_t ns) { return (double)ns / 1e9; }
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
 
 static double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
@@ -255,102 +230,6 @@ static void remove_tmp_files(void)
 /* ===================================================================== */
 /* Data files                                                            */
 /* ===================================================================== */
-
-typedef enum { ELEM_F32, ELEM_U8, ELEM_I8 } elem_type;
-
-typedef struct {
-    const char *path;
-    elem_type type;
-    size_t elem_size;
-    size_t n, d;
-} bin_header;
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t ls = strlen(s), lf = strlen(suffix);
-    return ls >= lf && strcmp(s + ls - lf, suffix) == 0;
-}
-
-static const char *elem_name(elem_type t)
-{
-    switch (t) {
-    case ELEM_F32: return "fbin";
-    case ELEM_U8: return "u8bin";
-    case ELEM_I8: return "i8bin";
-    }
-    return "?";
-}
-
-static FILE *open_checked(const char *what, const char *path, struct stat *st)
-{
-    FILE *f;
-    if (stat(path, st) != 0) die(EXIT_USAGE, "%s file %s: %s", what, path, strerror(errno));
-    if (!S_ISREG(st->st_mode)) die(EXIT_USAGE, "%s file %s: not a regular file", what, path);
-    f = fopen(path, "rb");
-    if (!f) die(EXIT_USAGE, "%s file %s: %s", what, path, strerror(errno));
-    return f;
-}
-
-/* Open a vector file and check its header against its size. */
-static FILE *open_vectors(const char *what, const char *path, bin_header *h)
-{
-    struct stat st;
-    FILE *f;
-    int32_t hdr[2];
-    uint64_t payload;
-
-    h->path = path;
-    if (ends_with(path, ".fbin")) { h->type = ELEM_F32; h->elem_size = 4; }
-    else if (ends_with(path, ".u8bin")) { h->type = ELEM_U8; h->elem_size = 1; }
-    else if (ends_with(path, ".i8bin")) { h->type = ELEM_I8; h->elem_size = 1; }
-    else
-        die(EXIT_USAGE, "%s file %s: unknown extension (expected .fbin, .u8bin or .i8bin)", what,
-            path);
-    f = open_checked(what, path, &st);
-    if ((uint64_t)st.st_size < 8 || fread(hdr, sizeof hdr[0], 2, f) != 2)
-        die(EXIT_USAGE, "%s file %s: shorter than its 8-byte header", what, path);
-    if (hdr[0] <= 0 || hdr[1] <= 0)
-        die(EXIT_USAGE, "%s file %s: header says %d rows x %d columns; both must be positive",
-            what, path, (int)hdr[0], (int)hdr[1]);
-    h->n = (size_t)hdr[0];
-    h->d = (size_t)hdr[1];
-    payload = (uint64_t)h->n * (uint64_t)h->d * (uint64_t)h->elem_size;
-    if ((uint64_t)st.st_size - 8 != payload)
-        die(EXIT_USAGE,
-            "%s file %s: header says %zu x %zu %s elements (%llu bytes of data) but the file "
-            "has %llu bytes after the header",
-            what, path, h->n, h->d, elem_name(h->type), (unsigned long long)payload,
-            (unsigned long long)((uint64_t)st.st_size - 8));
-    return f;
-}
-
-/* Read the first `rows` rows of an opened vector file as floats. */
-static float *read_vectors(FILE *f, const bin_header *h, size_t rows)
-{
-    size_t total = rows * h->d, done = 0;
-    float *out = xmalloc(total * sizeof(float));
-    unsigned char *buf = NULL;
-    const size_t chunk = (size_t)1 << 20;
-
-    if (h->type == ELEM_F32) {
-        if (fread(out, sizeof(float), total, f) != total)
-            die(EXIT_RUNTIME, "%s: short read", h->path);
-    } else {
-        buf = xmalloc(chunk);
-        while (done < total) {
-            size_t m = total - done < chunk ? total - done : chunk, i;
-            if (fread(buf, 1, m, f) != m) die(EXIT_RUNTIME, "%s: short read", h->path);
-            for (i = 0; i < m; i++)
-                out[done + i] = h->type == ELEM_U8 ? (float)buf[i] : (float)(int8_t)buf[i];
-            done += m;
-        }
-        free(buf);
-    }
-    for (done = 0; done < total; done++)
-        if (!isfinite(out[done]))
-            die(EXIT_USAGE, "%s: row %zu has a NaN or infinite value", h->path, done / h->d);
-    return out;
-}
 
 /* A cluster file: int32 n, then n int32 ids; n must be `expect`. */
 static int32_t *read_ids(const char *what, const char *path, size_t expect)
@@ -455,16 +334,6 @@ static uint32_t *parse_u32_list(const char *opt, const char *s, unsigned long lo
     return v;
 }
 
-static size_t resolve_threads(size_t t)
-{
-    if (t == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        t = n > 0 ? (size_t)n : 1;
-        if (t > SW_MAX_THREADS) t = SW_MAX_THREADS;
-    }
-    return t;
-}
-
 /* DIR/name where DIR is the directory of `path`. */
 static char *beside(const char *path, const char *name)
 {
@@ -557,38 +426,6 @@ static void parse_args(int argc, char **argv, args *a)
     if (a->mode != MODE_FILTER && access(a->tmpdir, W_OK | X_OK) != 0)
         die(EXIT_USAGE, "temporary directory %s: %s (set --tmpdir or TMPDIR)", a->tmpdir,
             strerror(errno));
-}
-
-/* The dataset column: --name, else the directory of base.*, else the file stem. */
-static char *dataset_name(const args *a)
-{
-    const char *path = a->base, *slash, *file, *dot;
-    char *out;
-    size_t len;
-    if (a->name) {
-        out = xmalloc(strlen(a->name) + 1);
-        strcpy(out, a->name);
-        return out;
-    }
-    slash = strrchr(path, '/');
-    file = slash ? slash + 1 : path;
-    if (!strncmp(file, "base.", 5) && slash && slash > path) {
-        const char *start = slash;
-        while (start > path && start[-1] != '/') start--;
-        len = (size_t)(slash - start);
-        if (len > 0 && !(len == 1 && start[0] == '.')) {
-            out = xmalloc(len + 1);
-            memcpy(out, start, len);
-            out[len] = '\0';
-            return out;
-        }
-    }
-    dot = strchr(file, '.');
-    len = dot ? (size_t)(dot - file) : strlen(file);
-    out = xmalloc(len + 1);
-    memcpy(out, file, len);
-    out[len] = '\0';
-    return out;
 }
 
 /* ===================================================================== */
@@ -1034,8 +871,10 @@ typedef struct {
 static void load_data(bench *b)
 {
     FILE *fb, *fq;
-    fb = open_vectors("base", b->a.base, &b->hb);
-    fq = open_vectors("query", b->a.query, &b->hq);
+    fb = open_bin("base", b->a.base, 0, &b->hb);
+    fq = open_bin("query", b->a.query, 0, &b->hq);
+    if (b->hb.type == ELEM_I32 || b->hq.type == ELEM_I32)
+        die(EXIT_USAGE, "base and query must be .fbin, .u8bin or .i8bin, not .ibin");
     if (b->hb.d != b->hq.d)
         die(EXIT_USAGE, "dimension mismatch: base %s has d=%zu but query %s has d=%zu",
             b->a.base, b->hb.d, b->a.query, b->hq.d);
@@ -2069,7 +1908,7 @@ int main(int argc, char **argv)
     memset(&b, 0, sizeof b);
     parse_args(argc, argv, &b.a);
     atexit(remove_tmp_files);
-    b.dataset = dataset_name(&b.a);
+    b.dataset = dataset_name(b.a.name, b.a.base);
     load_data(&b);
     t0 = now_ns();
     switch (b.a.mode) {

@@ -141,7 +141,7 @@ int sw__check_graph_ex(const sw_index *ix, char *err, size_t errlen, int reach) 
     {
         /* The stored layer-0 in-degrees must match the links. */
         uint32_t *deg = calloc(ix->count, sizeof *deg);
-        if (!deg) return report(err, errlen, "out of memory while checking");
+        if (!deg) return -report(err, errlen, "out of memory while checking");
         for (uint32_t s = 0; s < ix->count; s++) {
             if (sw__flags(ix, s) & SW__F_FREE) continue;
             const uint32_t *links = sw__links0(ix, s);
@@ -163,7 +163,7 @@ int sw__check_graph_ex(const sw_index *ix, char *err, size_t errlen, int reach) 
     if (!reach) return 0;
     uint32_t first = 0;
     size_t lost = sw__unreachable(ix, &first);
-    if (lost == SIZE_MAX) return report(err, errlen, "out of memory while checking");
+    if (lost == SIZE_MAX) return -report(err, errlen, "out of memory while checking");
     if (lost)
         return report(err, errlen, "%zu of %u nodes unreachable from the entry point (first: %u)",
                       lost, nodes, first);
@@ -220,13 +220,12 @@ sw_status sw_verify(const sw_index *ix) {
     sw_index *mix = (sw_index *)ix;
     char why[256];
     pthread_rwlock_wrlock(&mix->save_lock);
-    /* Under inner product some nodes are unreachable by design (insert.c);
-     * sw_get_stats counts them.  Every other metric must reach them all. */
-    int bad = sw__check_graph_ex(ix, why, sizeof why, ix->metric != SW_METRIC_IP);
+    /* Where inserts may give up a last in-link (inner product, insert.c),
+     * unreachable nodes are by design; sw_get_stats counts them. */
+    int bad = sw__check_graph_ex(ix, why, sizeof why, sw__keeps_reachable(ix));
     pthread_rwlock_unlock(&mix->save_lock);
     if (!bad) return SW_OK;
-    if (strstr(why, "out of memory")) return sw__fail(SW_ENOMEM, "sw_verify: %s", why);
-    return sw__fail(SW_ECORRUPT, "sw_verify: %s", why);
+    return sw__fail(bad < 0 ? SW_ENOMEM : SW_ECORRUPT, "sw_verify: %s", why);
 }
 
 sw_status sw_get_stats(const sw_index *ix, sw_stats *out) {

@@ -156,7 +156,7 @@ static void indeg_add(const sw_index *ix, uint32_t x, int delta) {
  * product, even then: see above). */
 static bool indeg_release(const sw_index *ix, uint32_t x) {
     uint32_t *p = sw__indeg_ptr(ix, x);
-    if (ix->metric == SW_METRIC_IP) {
+    if (!sw__keeps_reachable(ix)) {
         __atomic_fetch_sub(p, 1u, __ATOMIC_RELAXED);
         return true;
     }

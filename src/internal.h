@@ -516,8 +516,12 @@ SW__HIDDEN void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, in
 /* Recount every node's layer-0 in-degree from the links (after a load). */
 SW__HIDDEN void sw__recount_indegrees(sw_index *ix);
 SW__HIDDEN int sw__check_graph(const sw_index *index, char *err, size_t errlen);
-/* reach 0: everything but reachability */
+/* reach 0: everything but reachability.  0 when the graph passes, 1 with
+ * the problem in err, -1 when out of memory. */
 SW__HIDDEN int sw__check_graph_ex(const sw_index *index, char *err, size_t errlen, int reach);
+/* Whether inserts keep every node's last layer-0 in-link, and so every node
+ * reachable: all metrics but inner product (insert.c says why). */
+static inline bool sw__keeps_reachable(const sw_index *ix) { return ix->metric != SW_METRIC_IP; }
 SW__HIDDEN size_t sw__unreachable(const sw_index *ix, uint32_t *first);
 
 #endif /* SW_INTERNAL_H */

@@ -34,45 +34,6 @@
 
 /* ---- little-endian fields and the checksum ------------------------------ */
 
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    put_u32(p, (uint32_t)v);
-    put_u32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t crc32c(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-
-    while (n--) {
-        c ^= *p++;
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
-static void reseal(unsigned char *file, size_t len)
-{
-    put_u32(file + len - 4, crc32c(file, len - 4));
-}
-
 /* ---- the layout, as read from the file ----------------------------------- */
 
 enum {
@@ -117,24 +78,24 @@ static int parse(const unsigned char *f, size_t len, layout *L, char *why, size_
         snprintf(why, whylen, "no magic \"SWALLIDX\" or shorter than a header");
         return -1;
     }
-    if (get_u32(f + OFF_VERSION) < 1 || get_u32(f + OFF_VERSION) > 3 ||
-        get_u32(f + OFF_HEADER_SIZE) != HEADER_BYTES) {
+    if (tu_get_u32(f + OFF_VERSION) < 1 || tu_get_u32(f + OFF_VERSION) > 3 ||
+        tu_get_u32(f + OFF_HEADER_SIZE) != HEADER_BYTES) {
         snprintf(why, whylen, "format version %u, header size %u: this test knows versions 1 to 3",
-                 get_u32(f + OFF_VERSION), get_u32(f + OFF_HEADER_SIZE));
+                 tu_get_u32(f + OFF_VERSION), tu_get_u32(f + OFF_HEADER_SIZE));
         return -1;
     }
-    if (get_u32(f + OFF_VERSION) >= 3) {
+    if (tu_get_u32(f + OFF_VERSION) >= 3) {
         if (len < HEADER_BYTES + 8) {
             snprintf(why, whylen, "no room for the metadata length");
             return -1;
         }
-        off += 4 + (size_t)get_u32(f + HEADER_BYTES);
+        off += 4 + (size_t)tu_get_u32(f + HEADER_BYTES);
     }
-    L->dim = get_u32(f + OFF_DIM);
-    L->M = get_u32(f + OFF_M);
-    L->M0 = get_u32(f + OFF_M0);
-    L->count = (uint32_t)get_u64(f + OFF_COUNT);
-    L->entry = get_u32(f + OFF_ENTRY);
+    L->dim = tu_get_u32(f + OFF_DIM);
+    L->M = tu_get_u32(f + OFF_M);
+    L->M0 = tu_get_u32(f + OFF_M0);
+    L->count = (uint32_t)tu_get_u64(f + OFF_COUNT);
+    L->entry = tu_get_u32(f + OFF_ENTRY);
     if (L->count > MAX_NODES) {
         snprintf(why, whylen, "%u nodes", L->count);
         return -1;
@@ -154,7 +115,7 @@ static int parse(const unsigned char *f, size_t len, layout *L, char *why, size_
             }
             if (l < 4)
                 n->links[l] = off;
-            off += 4 + (size_t)get_u32(f + off) * 4;
+            off += 4 + (size_t)tu_get_u32(f + off) * 4;
         }
     }
     if (off + 4 != len) {
@@ -210,7 +171,7 @@ static int find_upper(const unsigned char *f, const layout *L, uint32_t *up, uin
     *up = *flat = UINT32_MAX;
     for (uint32_t i = 0; i < L->count; i++) {
         const node_off *n = &L->nodes[i];
-        if (*up == UINT32_MAX && n->n_level >= 1 && get_u32(f + n->links[1]) >= 1)
+        if (*up == UINT32_MAX && n->n_level >= 1 && tu_get_u32(f + n->links[1]) >= 1)
             *up = i;
         if (*flat == UINT32_MAX && n->n_level == 0)
             *flat = i;
@@ -260,7 +221,7 @@ TEST(persist_crafted_fields_refused)
         tu_alloc_destroy(&ta);
         SKIP(reason);
     }
-    CHECK_EQ_UINT(get_u32(orig + len - 4), crc32c(orig, len - 4));
+    CHECK_EQ_UINT(tu_get_u32(orig + len - 4), tu_crc32c(orig, len - 4));
     CHECK_EQ_UINT(L->count, n);
     REQUIRE(find_upper(orig, L, &up, &flat) == 0);
 
@@ -269,17 +230,17 @@ TEST(persist_crafted_fields_refused)
         memcpy(c.bytes, orig, len);                                            \
         c.len = len;                                                           \
         edit;                                                                  \
-        reseal(c.bytes, c.len);                                                \
+        tu_reseal(c.bytes, c.len);                                                \
         load_expect(bad, &c, &ta, what, allow_ev, allow_ec);                   \
     } while (0)
 #define CORRUPT(what, edit) EDIT(what, 0, 1, edit)
 
     /* Positive controls: the machinery, not the loader, is under test. */
     memcpy(c.bytes, orig, len);
-    reseal(c.bytes, len);
+    tu_reseal(c.bytes, len);
     CHECK(memcmp(c.bytes, orig, len) == 0);
-    put_u32(c.bytes + OFF_EF, 99);
-    reseal(c.bytes, len);
+    tu_put_u32(c.bytes + OFF_EF, 99);
+    tu_reseal(c.bytes, len);
     REQUIRE(tu_write_file(bad, c.bytes, len) == 0);
     CHECK_OK(sw_load(bad, &ta.api, &b));
     if (b != NULL) {
@@ -289,36 +250,36 @@ TEST(persist_crafted_fields_refused)
     }
 
     /* Header fields. */
-    EDIT("version 4", 1, 0, put_u32(c.bytes + OFF_VERSION, 4));
-    EDIT("version 0", 1, 1, put_u32(c.bytes + OFF_VERSION, 0));
-    EDIT("header size 84", 1, 1, put_u32(c.bytes + OFF_HEADER_SIZE, 84));
-    CORRUPT("dim 0", put_u32(c.bytes + OFF_DIM, 0));
-    CORRUPT("dim over SW_MAX_DIM", put_u32(c.bytes + OFF_DIM, SW_MAX_DIM + 1));
-    CORRUPT("dim one more", put_u32(c.bytes + OFF_DIM, dim + 1));
-    CORRUPT("dim one less", put_u32(c.bytes + OFF_DIM, dim - 1));
-    CORRUPT("metric 4", put_u32(c.bytes + OFF_METRIC, 4));
-    CORRUPT("metric 0xffffffff", put_u32(c.bytes + OFF_METRIC, UINT32_MAX));
-    EDIT("element type 1", 1, 1, put_u32(c.bytes + OFF_ELEM, 1));
-    CORRUPT("M below SW_MIN_M", put_u32(c.bytes + OFF_M, SW_MIN_M - 1));
-    CORRUPT("M above SW_MAX_M", put_u32(c.bytes + OFF_M, SW_MAX_M + 1));
-    CORRUPT("M0 below M", put_u32(c.bytes + OFF_M0, L->M - 1));
-    CORRUPT("M0 above SW_MAX_M0", put_u32(c.bytes + OFF_M0, SW_MAX_M0 + 1));
-    CORRUPT("ef_construction 0", put_u32(c.bytes + OFF_EFC, 0));
-    CORRUPT("ef_construction over SW_MAX_EF", put_u32(c.bytes + OFF_EFC, SW_MAX_EF + 1));
-    CORRUPT("search ef 0", put_u32(c.bytes + OFF_EF, 0));
-    CORRUPT("search ef over SW_MAX_EF", put_u32(c.bytes + OFF_EF, SW_MAX_EF + 1));
-    CORRUPT("count one more", put_u64(c.bytes + OFF_COUNT, n + 1));
-    CORRUPT("count one less", put_u64(c.bytes + OFF_COUNT, n - 1));
-    CORRUPT("count 2^40", put_u64(c.bytes + OFF_COUNT, (uint64_t)1 << 40));
-    CORRUPT("count 2^32", put_u64(c.bytes + OFF_COUNT, (uint64_t)1 << 32));
-    CORRUPT("count 0 with records following", put_u64(c.bytes + OFF_COUNT, 0));
-    CORRUPT("entry point = count", put_u32(c.bytes + OFF_ENTRY, (uint32_t)n));
-    CORRUPT("entry point none", put_u32(c.bytes + OFF_ENTRY, UINT32_MAX));
-    CORRUPT("entry point on a level-0 node", put_u32(c.bytes + OFF_ENTRY, flat));
+    EDIT("version 4", 1, 0, tu_put_u32(c.bytes + OFF_VERSION, 4));
+    EDIT("version 0", 1, 1, tu_put_u32(c.bytes + OFF_VERSION, 0));
+    EDIT("header size 84", 1, 1, tu_put_u32(c.bytes + OFF_HEADER_SIZE, 84));
+    CORRUPT("dim 0", tu_put_u32(c.bytes + OFF_DIM, 0));
+    CORRUPT("dim over SW_MAX_DIM", tu_put_u32(c.bytes + OFF_DIM, SW_MAX_DIM + 1));
+    CORRUPT("dim one more", tu_put_u32(c.bytes + OFF_DIM, dim + 1));
+    CORRUPT("dim one less", tu_put_u32(c.bytes + OFF_DIM, dim - 1));
+    CORRUPT("metric 4", tu_put_u32(c.bytes + OFF_METRIC, 4));
+    CORRUPT("metric 0xffffffff", tu_put_u32(c.bytes + OFF_METRIC, UINT32_MAX));
+    EDIT("element type 1", 1, 1, tu_put_u32(c.bytes + OFF_ELEM, 1));
+    CORRUPT("M below SW_MIN_M", tu_put_u32(c.bytes + OFF_M, SW_MIN_M - 1));
+    CORRUPT("M above SW_MAX_M", tu_put_u32(c.bytes + OFF_M, SW_MAX_M + 1));
+    CORRUPT("M0 below M", tu_put_u32(c.bytes + OFF_M0, L->M - 1));
+    CORRUPT("M0 above SW_MAX_M0", tu_put_u32(c.bytes + OFF_M0, SW_MAX_M0 + 1));
+    CORRUPT("ef_construction 0", tu_put_u32(c.bytes + OFF_EFC, 0));
+    CORRUPT("ef_construction over SW_MAX_EF", tu_put_u32(c.bytes + OFF_EFC, SW_MAX_EF + 1));
+    CORRUPT("search ef 0", tu_put_u32(c.bytes + OFF_EF, 0));
+    CORRUPT("search ef over SW_MAX_EF", tu_put_u32(c.bytes + OFF_EF, SW_MAX_EF + 1));
+    CORRUPT("count one more", tu_put_u64(c.bytes + OFF_COUNT, n + 1));
+    CORRUPT("count one less", tu_put_u64(c.bytes + OFF_COUNT, n - 1));
+    CORRUPT("count 2^40", tu_put_u64(c.bytes + OFF_COUNT, (uint64_t)1 << 40));
+    CORRUPT("count 2^32", tu_put_u64(c.bytes + OFF_COUNT, (uint64_t)1 << 32));
+    CORRUPT("count 0 with records following", tu_put_u64(c.bytes + OFF_COUNT, 0));
+    CORRUPT("entry point = count", tu_put_u32(c.bytes + OFF_ENTRY, (uint32_t)n));
+    CORRUPT("entry point none", tu_put_u32(c.bytes + OFF_ENTRY, UINT32_MAX));
+    CORRUPT("entry point on a level-0 node", tu_put_u32(c.bytes + OFF_ENTRY, flat));
     CORRUPT("max level one more",
-            put_u32(c.bytes + OFF_MAXLEVEL, get_u32(orig + OFF_MAXLEVEL) + 1));
-    CORRUPT("max level -1", put_u32(c.bytes + OFF_MAXLEVEL, UINT32_MAX));
-    CORRUPT("max level 200", put_u32(c.bytes + OFF_MAXLEVEL, 200));
+            tu_put_u32(c.bytes + OFF_MAXLEVEL, tu_get_u32(orig + OFF_MAXLEVEL) + 1));
+    CORRUPT("max level -1", tu_put_u32(c.bytes + OFF_MAXLEVEL, UINT32_MAX));
+    CORRUPT("max level 200", tu_put_u32(c.bytes + OFF_MAXLEVEL, 200));
 
     /* Node records. */
     s = flat;
@@ -338,22 +299,22 @@ TEST(persist_crafted_fields_refused)
         /* a node with at least two layer-0 links */
         uint32_t d2 = UINT32_MAX;
         for (uint32_t i = 0; i < L->count && d2 == UINT32_MAX; i++)
-            if (get_u32(orig + L->nodes[i].links[0]) >= 2)
+            if (tu_get_u32(orig + L->nodes[i].links[0]) >= 2)
                 d2 = i;
         REQUIRE(d2 != UINT32_MAX);
         CORRUPT("layer-0 degree over M0",
-                put_u32(c.bytes + L->nodes[d2].links[0], L->M0 + 1));
+                tu_put_u32(c.bytes + L->nodes[d2].links[0], L->M0 + 1));
         CORRUPT("layer-0 degree 0xffffffff",
-                put_u32(c.bytes + L->nodes[d2].links[0], UINT32_MAX));
-        CORRUPT("link to itself", put_u32(c.bytes + L->nodes[d2].links[0] + 4, d2));
-        CORRUPT("link out of range", put_u32(c.bytes + L->nodes[d2].links[0] + 4, (uint32_t)n));
-        CORRUPT("link 0xffffffff", put_u32(c.bytes + L->nodes[d2].links[0] + 4, UINT32_MAX));
-        CORRUPT("duplicate link", put_u32(c.bytes + L->nodes[d2].links[0] + 8,
-                                          get_u32(orig + L->nodes[d2].links[0] + 4)));
+                tu_put_u32(c.bytes + L->nodes[d2].links[0], UINT32_MAX));
+        CORRUPT("link to itself", tu_put_u32(c.bytes + L->nodes[d2].links[0] + 4, d2));
+        CORRUPT("link out of range", tu_put_u32(c.bytes + L->nodes[d2].links[0] + 4, (uint32_t)n));
+        CORRUPT("link 0xffffffff", tu_put_u32(c.bytes + L->nodes[d2].links[0] + 4, UINT32_MAX));
+        CORRUPT("duplicate link", tu_put_u32(c.bytes + L->nodes[d2].links[0] + 8,
+                                          tu_get_u32(orig + L->nodes[d2].links[0] + 4)));
     }
-    CORRUPT("layer-1 degree over M", put_u32(c.bytes + L->nodes[up].links[1], L->M + 1));
+    CORRUPT("layer-1 degree over M", tu_put_u32(c.bytes + L->nodes[up].links[1], L->M + 1));
     CORRUPT("layer-1 link to a node without layer 1",
-            put_u32(c.bytes + L->nodes[up].links[1] + 4, flat));
+            tu_put_u32(c.bytes + L->nodes[up].links[1] + 4, flat));
 
     /* After the records. */
     memcpy(c.bytes, orig, len);
@@ -400,31 +361,31 @@ TEST(persist_crafted_level_census_refused)
     REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
     snprintf(path, sizeof path, "%s/levels.swi", dir);
     memcpy(f, "SWALLIDX", 8);
-    put_u32(f + 8, 1);   /* version */
-    put_u32(f + 12, 80); /* header size */
-    put_u32(f + 16, 1);  /* dim */
-    put_u32(f + 20, 0);  /* L2 */
-    put_u32(f + 24, 0);  /* float32 */
-    put_u32(f + 28, 512);
-    put_u32(f + 32, 1024);
-    put_u32(f + 36, 200);
-    put_u32(f + 40, 64);
-    put_u32(f + 44, 0);
-    put_u64(f + 48, 100);
-    put_u64(f + 56, 100);
-    put_u64(f + 64, N);
-    put_u32(f + 72, 0);     /* entry */
-    put_u32(f + 76, LEVEL); /* max level */
+    tu_put_u32(f + 8, 1);   /* version */
+    tu_put_u32(f + 12, 80); /* header size */
+    tu_put_u32(f + 16, 1);  /* dim */
+    tu_put_u32(f + 20, 0);  /* L2 */
+    tu_put_u32(f + 24, 0);  /* float32 */
+    tu_put_u32(f + 28, 512);
+    tu_put_u32(f + 32, 1024);
+    tu_put_u32(f + 36, 200);
+    tu_put_u32(f + 40, 64);
+    tu_put_u32(f + 44, 0);
+    tu_put_u64(f + 48, 100);
+    tu_put_u64(f + 56, 100);
+    tu_put_u64(f + 64, N);
+    tu_put_u32(f + 72, 0);     /* entry */
+    tu_put_u32(f + 76, LEVEL); /* max level */
     for (size_t i = 0; i < N; i++) {
         unsigned char *p = f + 80 + i * node;
         float v = (float)i;
         uint32_t bits;
         memcpy(&bits, &v, 4);
-        put_u64(p, i);      /* label */
+        tu_put_u64(p, i);      /* label */
         p[8] = LEVEL;       /* level; all degrees stay 0 */
-        put_u32(p + 9, bits);
+        tu_put_u32(p + 9, bits);
     }
-    reseal(f, len);
+    tu_reseal(f, len);
     REQUIRE(tu_write_file(path, f, len) == 0);
 
     tu_alloc_init(&ta);
@@ -437,7 +398,7 @@ TEST(persist_crafted_level_census_refused)
     /* The same file with every node on level 0 is a valid (if linkless)
      * index: proof that the refusal is of the level census, not of a
      * mistake in the bytes above. */
-    put_u32(f + 76, 0);
+    tu_put_u32(f + 76, 0);
     for (size_t i = 0; i < N; i++)
         f[80 + i * node + 8] = 0;
     {
@@ -445,7 +406,7 @@ TEST(persist_crafted_level_census_refused)
         const size_t node0 = 8 + 1 + 4 + 4;
         for (size_t i = 0; i < N; i++)
             memmove(f + 80 + i * node0, f + 80 + i * node, node0);
-        reseal(f, 80 + N * node0 + 4);
+        tu_reseal(f, 80 + N * node0 + 4);
         REQUIRE(tu_write_file(path, f, 80 + N * node0 + 4) == 0);
     }
     CHECK_OK(sw_load(path, NULL, &ix));

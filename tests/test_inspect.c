@@ -175,64 +175,7 @@ static uint64_t *list_all_at(const sw_index *ix, int tombstoned, size_t *n, cons
         free(sw_l_got_);                                                       \
     } while (0)
 
-/* Create an index and add rows of data under labels, in order, by sw_add. */
-static sw_index *in_build(const sw_options *o, const float *data, const uint64_t *labels,
-                          size_t n)
-{
-    sw_index *ix = NULL;
-    sw_status st = sw_create(o, &ix);
-
-    if (st != SW_OK) {
-        sw_test_fail_at(__FILE__, __LINE__, "sw_create: %s (%s)", sw_test_status_name(st),
-                        sw_last_error());
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        st = sw_add(ix, labels[i], data + i * o->dim, o->dim);
-        if (st != SW_OK) {
-            sw_test_fail_at(__FILE__, __LINE__, "sw_add(row %zu): %s (%s)", i,
-                            sw_test_status_name(st), sw_last_error());
-            sw_free(ix);
-            return NULL;
-        }
-    }
-    return ix;
-}
-
 /* ---- the file, read by the documented layout (src/persist.c) ------------ */
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-static uint32_t crc32c(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-
-    while (n--) {
-        c ^= *p++;
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
-static void reseal(unsigned char *file, size_t len)
-{
-    put_u32(file + len - 4, crc32c(file, len - 4));
-}
 
 enum {
     OFF_VERSION = 8,
@@ -263,15 +206,15 @@ static int file_walk(const unsigned char *f, size_t len, file_stats *fs, char *w
         snprintf(why, whylen, "no magic or shorter than a header");
         return -1;
     }
-    if (get_u32(f + OFF_VERSION) != 3) {
-        snprintf(why, whylen, "format version %u, want 3", get_u32(f + OFF_VERSION));
+    if (tu_get_u32(f + OFF_VERSION) != 3) {
+        snprintf(why, whylen, "format version %u, want 3", tu_get_u32(f + OFF_VERSION));
         return -1;
     }
-    dim = get_u32(f + OFF_DIM);
-    fs->nodes = get_u64(f + OFF_COUNT);
-    entry = get_u32(f + OFF_ENTRY);
-    max_level = (int32_t)get_u32(f + OFF_MAXLEVEL);
-    fs->meta_len = get_u32(f + OFF_META_LEN);
+    dim = tu_get_u32(f + OFF_DIM);
+    fs->nodes = tu_get_u64(f + OFF_COUNT);
+    entry = tu_get_u32(f + OFF_ENTRY);
+    max_level = (int32_t)tu_get_u32(f + OFF_MAXLEVEL);
+    fs->meta_len = tu_get_u32(f + OFF_META_LEN);
     if (max_level < -1 || max_level >= (int32_t)SW_MAX_LAYERS || fs->meta_len > len) {
         snprintf(why, whylen, "max level %d, metadata length %u", max_level, fs->meta_len);
         return -1;
@@ -289,7 +232,7 @@ static int file_walk(const unsigned char *f, size_t len, file_stats *fs, char *w
             return -1;
         }
         if (i == entry)
-            fs->st.entry_label = get_u64(f + off);
+            fs->st.entry_label = tu_get_u64(f + off);
         lv = f[off + 8] & 0x7f;
         tomb = (f[off + 8] & 0x80) != 0;
         if (lv > max_level) {
@@ -311,7 +254,7 @@ static int file_walk(const unsigned char *f, size_t len, file_stats *fs, char *w
                          (unsigned long long)i, l);
                 return -1;
             }
-            d = get_u32(f + off);
+            d = tu_get_u32(f + off);
             ls->nodes++;
             ls->edges += d;
             if (d < ls->min_degree)
@@ -480,7 +423,7 @@ TEST(inspect_list_labels_live_in_slot_order)
     CHECK_EQ_UINT(total, 0);
     sw_free(ix);
 
-    ix = in_build(&o, data, labels, IN_N);
+    ix = tu_build_labels(&o, data, labels, IN_N);
     REQUIRE(ix != NULL);
     got = list_all(ix, 0, &n);
     REQUIRE(got != NULL);
@@ -526,7 +469,7 @@ TEST(inspect_list_labels_tombstones_and_deletes)
     REQUIRE(data != NULL && labels != NULL && live != NULL && dead != NULL && state != NULL);
     for (size_t i = IN_N; i < IN_N + 100; i++)
         state[i] = 3;
-    ix = in_build(&o, data, labels, IN_N);
+    ix = tu_build_labels(&o, data, labels, IN_N);
     REQUIRE(ix != NULL);
     tu_rng_seed(&r, 9014);
 
@@ -635,7 +578,7 @@ TEST(inspect_list_labels_cap_and_errors)
     size_t nfull = 0, total;
 
     REQUIRE(data != NULL && labels != NULL);
-    ix = in_build(&o, data, labels, n);
+    ix = tu_build_labels(&o, data, labels, n);
     REQUIRE(ix != NULL);
     for (size_t i = 0; i < 20; i++)
         REQUIRE_OK(sw_mark_deleted(ix, labels[3 * i + 1]));
@@ -772,7 +715,7 @@ TEST(inspect_stats_graph_matches_file)
 
     REQUIRE(data != NULL && labels != NULL);
     REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
-    ix = in_build(&o, data, labels, IN_N);
+    ix = tu_build_labels(&o, data, labels, IN_N);
     REQUIRE(ix != NULL);
 
     REQUIRE_OK(sw_get_stats(ix, &st));
@@ -881,7 +824,7 @@ TEST(inspect_stats_bounds_follow_parameters)
     REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
     o.M = 5;
     o.M0 = 7;
-    ix = in_build(&o, data, labels, n);
+    ix = tu_build_labels(&o, data, labels, n);
     REQUIRE(ix != NULL);
     REQUIRE_OK(sw_get_stats(ix, &st));
     CHECK_EQ_UINT(st.count, n);
@@ -897,7 +840,7 @@ TEST(inspect_stats_bounds_follow_parameters)
 
     o.M = 24;
     o.M0 = 24; /* M0 = M is allowed: layer 0 no wider than the others */
-    ix = in_build(&o, data, labels, n);
+    ix = tu_build_labels(&o, data, labels, n);
     REQUIRE(ix != NULL);
     REQUIRE_OK(sw_get_stats(ix, &st));
     CHECK_STATS_BOUNDS(&st, 24, 24, 1, "M 24, M0 24");
@@ -932,7 +875,7 @@ TEST(inspect_verify_ok_through_lifecycle)
     CHECK_VERIFY_OK(ix, "empty");
     sw_free(ix);
 
-    ix = in_build(&o, data, labels, IN_N);
+    ix = tu_build_labels(&o, data, labels, IN_N);
     REQUIRE(ix != NULL);
     CHECK_VERIFY_OK(ix, "fresh");
     for (size_t i = 0; i < 50; i++)
@@ -1022,17 +965,17 @@ TEST(inspect_verify_finds_unreachable_node)
     REQUIRE(data != NULL && labels != NULL);
     REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
     snprintf(path, sizeof path, "%s/cut.swi", dir);
-    ix = in_build(&o, data, labels, n);
+    ix = tu_build_labels(&o, data, labels, n);
     REQUIRE(ix != NULL);
     REQUIRE_OK(sw_save(ix, path));
     f = tu_read_file(path, &len);
     REQUIRE(f != NULL);
     g = malloc(len);
     REQUIRE(g != NULL);
-    REQUIRE(get_u32(f + OFF_VERSION) == 3 && get_u32(f + OFF_META_LEN) == 0);
-    dim = get_u32(f + OFF_DIM);
-    count = get_u64(f + OFF_COUNT);
-    entry = get_u32(f + OFF_ENTRY);
+    REQUIRE(tu_get_u32(f + OFF_VERSION) == 3 && tu_get_u32(f + OFF_META_LEN) == 0);
+    dim = tu_get_u32(f + OFF_DIM);
+    count = tu_get_u64(f + OFF_COUNT);
+    entry = tu_get_u32(f + OFF_ENTRY);
     REQUIRE(count == n);
 
     /* The victim: the first level-0 node that is not the entry point. */
@@ -1043,7 +986,7 @@ TEST(inspect_verify_finds_unreachable_node)
             victim = i;
         off += 9 + (size_t)dim * 4;
         for (int l = 0; l <= lv; l++)
-            off += 4 + (size_t)get_u32(f + off) * 4;
+            off += 4 + (size_t)tu_get_u32(f + off) * 4;
     }
     REQUIRE(victim != UINT32_MAX);
 
@@ -1058,28 +1001,28 @@ TEST(inspect_verify_finds_unreachable_node)
         off += head;
         goff += head;
         for (int l = 0; l <= lv; l++) {
-            uint32_t d = get_u32(f + off), kept = 0;
+            uint32_t d = tu_get_u32(f + off), kept = 0;
             size_t deg_at = goff;
             REQUIRE(off + 4 + (size_t)d * 4 <= len);
             goff += 4;
             for (uint32_t j = 0; j < d; j++) {
-                uint32_t t = get_u32(f + off + 4 + (size_t)j * 4);
+                uint32_t t = tu_get_u32(f + off + 4 + (size_t)j * 4);
                 if (t == victim) {
                     cut++;
                     continue;
                 }
-                put_u32(g + goff, t);
+                tu_put_u32(g + goff, t);
                 goff += 4;
                 kept++;
             }
-            put_u32(g + deg_at, kept);
+            tu_put_u32(g + deg_at, kept);
             off += 4 + (size_t)d * 4;
         }
     }
     REQUIRE(off + 4 == len);
     REQUIRE(cut > 0);
     goff += 4;
-    reseal(g, goff);
+    tu_reseal(g, goff);
     REQUIRE(tu_write_file(path, g, goff) == 0);
 
     REQUIRE_OK(sw_load(path, NULL, &b));
@@ -1268,15 +1211,15 @@ TEST(inspect_metadata_save_load)
     snprintf(path, sizeof path, "%s/m.swi", dir);
     tu_alloc_init(&ta);
 
-    ix = in_build(&o, data, labels, n);
+    ix = tu_build_labels(&o, data, labels, n);
     REQUIRE(ix != NULL);
 
     /* Without metadata: the length field is 0 and a load finds none. */
     REQUIRE_OK(sw_save(ix, path));
     f = tu_read_file(path, &flen);
     REQUIRE(f != NULL && flen > OFF_META + 4);
-    CHECK_EQ_UINT(get_u32(f + OFF_VERSION), 3);
-    CHECK_EQ_UINT(get_u32(f + OFF_META_LEN), 0);
+    CHECK_EQ_UINT(tu_get_u32(f + OFF_VERSION), 3);
+    CHECK_EQ_UINT(tu_get_u32(f + OFF_META_LEN), 0);
     free(f);
     REQUIRE_OK(sw_load(path, NULL, &b));
     len = 99;
@@ -1290,8 +1233,8 @@ TEST(inspect_metadata_save_load)
     REQUIRE_OK(sw_save(ix, path));
     f = tu_read_file(path, &flen);
     REQUIRE(f != NULL && flen > OFF_META + 1000 + 4);
-    CHECK_EQ_UINT(get_u32(f + OFF_VERSION), 3);
-    CHECK_EQ_UINT(get_u32(f + OFF_META_LEN), 1000);
+    CHECK_EQ_UINT(tu_get_u32(f + OFF_VERSION), 3);
+    CHECK_EQ_UINT(tu_get_u32(f + OFF_META_LEN), 1000);
     CHECK(memcmp(f + OFF_META, meta, 1000) == 0);
     free(f);
     REQUIRE_OK(sw_load(path, &ta.api, &b));
@@ -1420,23 +1363,23 @@ TEST(inspect_metadata_corrupt_length_refused)
     snprintf(path, sizeof path, "%s/good.swi", dir);
     snprintf(bad, sizeof bad, "%s/bad.swi", dir);
     tu_alloc_init(&ta);
-    ix = in_build(&o, data, labels, n);
+    ix = tu_build_labels(&o, data, labels, n);
     REQUIRE(ix != NULL);
     REQUIRE_OK(sw_set_metadata(ix, meta, mlen));
     REQUIRE_OK(sw_save(ix, path));
     orig = tu_read_file(path, &len);
     REQUIRE(orig != NULL && len > OFF_META + mlen + 4);
-    REQUIRE(get_u32(orig + OFF_VERSION) == 3 && get_u32(orig + OFF_META_LEN) == mlen);
+    REQUIRE(tu_get_u32(orig + OFF_VERSION) == 3 && tu_get_u32(orig + OFF_META_LEN) == mlen);
     c = malloc(len);
     REQUIRE(c != NULL);
 
     /* Positive controls: resealing the unchanged file, or one with other
      * metadata bytes, loads; so the refusals below are of the edits. */
     memcpy(c, orig, len);
-    reseal(c, len);
+    tu_reseal(c, len);
     CHECK(memcmp(c, orig, len) == 0);
     c[OFF_META + 3] ^= 0x55;
-    reseal(c, len);
+    tu_reseal(c, len);
     REQUIRE(tu_write_file(bad, c, len) == 0);
     CHECK_OK(sw_load(bad, &ta.api, &b));
     if (b != NULL) {
@@ -1459,10 +1402,10 @@ TEST(inspect_metadata_corrupt_length_refused)
         char what[120];
 
         memcpy(c, orig, len);
-        put_u32(c + OFF_META_LEN, lens[k].value);
+        tu_put_u32(c + OFF_META_LEN, lens[k].value);
         snprintf(what, sizeof what, "metadata length %s", lens[k].what);
         EXPECT_CORRUPT(bad, c, len, &ta, what);
-        reseal(c, len);
+        tu_reseal(c, len);
         snprintf(what, sizeof what, "metadata length %s, resealed", lens[k].what);
         EXPECT_CORRUPT(bad, c, len, &ta, what);
     }
@@ -1486,18 +1429,18 @@ TEST(inspect_metadata_corrupt_length_refused)
         REQUIRE_OK(sw_save(ix, path));
         f = tu_read_file(path, &flen);
         REQUIRE(f != NULL && flen > OFF_META + SW_MAX_METADATA + 4);
-        REQUIRE(get_u32(f + OFF_META_LEN) == SW_MAX_METADATA);
+        REQUIRE(tu_get_u32(f + OFF_META_LEN) == SW_MAX_METADATA);
         g = malloc(flen + 1);
         REQUIRE(g != NULL);
         memcpy(g, f, OFF_META + SW_MAX_METADATA);
         g[OFF_META + SW_MAX_METADATA] = 0x42;
         memcpy(g + OFF_META + SW_MAX_METADATA + 1, f + OFF_META + SW_MAX_METADATA,
                flen - OFF_META - SW_MAX_METADATA);
-        put_u32(g + OFF_META_LEN, SW_MAX_METADATA + 1);
-        reseal(g, flen + 1);
+        tu_put_u32(g + OFF_META_LEN, SW_MAX_METADATA + 1);
+        tu_reseal(g, flen + 1);
         EXPECT_CORRUPT(bad, g, flen + 1, &ta, "well-formed SW_MAX_METADATA + 1 bytes");
 
-        reseal(f, flen);
+        tu_reseal(f, flen);
         REQUIRE(tu_write_file(bad, f, flen) == 0);
         CHECK_OK(sw_load(bad, &ta.api, &b));
         if (b != NULL) {
@@ -1537,20 +1480,20 @@ TEST(inspect_metadata_version2_file_loads_without)
     REQUIRE(data != NULL && labels != NULL);
     REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
     snprintf(path, sizeof path, "%s/v2.swi", dir);
-    ix = in_build(&o, data, labels, n);
+    ix = tu_build_labels(&o, data, labels, n);
     REQUIRE(ix != NULL);
     for (size_t i = 0; i < 10; i++)
         REQUIRE_OK(sw_mark_deleted(ix, labels[i * 5]));
     REQUIRE_OK(sw_save(ix, path));
     f = tu_read_file(path, &len);
     REQUIRE(f != NULL);
-    REQUIRE(get_u32(f + OFF_VERSION) == 3 && get_u32(f + OFF_META_LEN) == 0);
+    REQUIRE(tu_get_u32(f + OFF_VERSION) == 3 && tu_get_u32(f + OFF_META_LEN) == 0);
 
     /* Drop the 4-byte length field and say version 2. */
     memmove(f + OFF_META_LEN, f + OFF_META, len - OFF_META);
     len -= 4;
-    put_u32(f + OFF_VERSION, 2);
-    reseal(f, len);
+    tu_put_u32(f + OFF_VERSION, 2);
+    tu_reseal(f, len);
     REQUIRE(tu_write_file(path, f, len) == 0);
 
     REQUIRE_OK(sw_load(path, NULL, &b));
@@ -1573,8 +1516,8 @@ TEST(inspect_metadata_version2_file_loads_without)
     free(f);
     f = tu_read_file(path, &len);
     REQUIRE(f != NULL);
-    CHECK_EQ_UINT(get_u32(f + OFF_VERSION), 3);
-    CHECK_EQ_UINT(get_u32(f + OFF_META_LEN), 3);
+    CHECK_EQ_UINT(tu_get_u32(f + OFF_VERSION), 3);
+    CHECK_EQ_UINT(tu_get_u32(f + OFF_META_LEN), 3);
     REQUIRE_OK(sw_load(path, NULL, &b));
     CHECK_META(b, (const unsigned char *)"abc", 3, "version 2 file, saved as 3");
     sw_free(b);

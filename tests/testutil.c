@@ -169,6 +169,12 @@ double tu_dist_tol(double reference)
 
 sw_index *tu_build(const sw_options *opt, const float *data, size_t n)
 {
+    return tu_build_labels(opt, data, NULL, n);
+}
+
+sw_index *tu_build_labels(const sw_options *opt, const float *data, const uint64_t *labels,
+                          size_t n)
+{
     sw_index *ix = NULL;
     sw_status st = sw_create(opt, &ix);
 
@@ -178,7 +184,7 @@ sw_index *tu_build(const sw_options *opt, const float *data, size_t n)
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        st = sw_add(ix, (uint64_t)i, data + i * opt->dim, opt->dim);
+        st = sw_add(ix, labels ? labels[i] : (uint64_t)i, data + i * opt->dim, opt->dim);
         if (st != SW_OK) {
             sw_test_fail_at(__FILE__, __LINE__, "tu_build: sw_add(row %zu): %s (%s)", i,
                             sw_test_status_name(st), sw_last_error());
@@ -661,3 +667,33 @@ int tu_check_graph(const sw_index *ix, char *err, size_t errlen) {
     snprintf(err, errlen, "%s", why);
     return 1;
 }
+
+/* ---- index files, byte by byte ---------------------------------------- */
+
+uint32_t tu_get_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint64_t tu_get_u64(const unsigned char *p) {
+    return (uint64_t)tu_get_u32(p) | (uint64_t)tu_get_u32(p + 4) << 32;
+}
+
+void tu_put_u32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void tu_put_u64(unsigned char *p, uint64_t v) {
+    tu_put_u32(p, (uint32_t)v);
+    tu_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+uint32_t tu_crc32c(const unsigned char *p, size_t n) {
+    uint32_t c = 0xFFFFFFFFu;
+    while (n--) {
+        c ^= *p++;
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+void tu_reseal(unsigned char *file, size_t len) { tu_put_u32(file + len - 4, tu_crc32c(file, len - 4)); }

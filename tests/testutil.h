@@ -69,6 +69,9 @@ double tu_dist_tol(double reference);
 /* Create an index from opt and add data rows with labels 0..n-1 (in order).
  * Records a test failure and returns NULL on any error. */
 sw_index *tu_build(const sw_options *opt, const float *data, size_t n);
+/* The same under labels[i] for row i (labels NULL: row numbers). */
+sw_index *tu_build_labels(const sw_options *opt, const float *data, const uint64_t *labels,
+                          size_t n);
 
 typedef struct tu_recall {
     double tie_aware; /* results no farther than the exact k-th, averaged */
@@ -121,6 +124,19 @@ int tu_write_file(const char *path, const void *data, size_t len);
 /* Directory holding the shared data sets: $SW_SHARED_DIR or the build-time
  * default. */
 const char *tu_shared_dir(void);
+
+/* ---- index files, byte by byte (the layout: src/persist.c) ------------ */
+
+/* Little-endian fields, as the file stores them. */
+uint32_t tu_get_u32(const unsigned char *p);
+uint64_t tu_get_u64(const unsigned char *p);
+void tu_put_u32(unsigned char *p, uint32_t v);
+void tu_put_u64(unsigned char *p, uint64_t v);
+/* CRC-32C (Castagnoli), the file's checksum, written independently of the
+ * library's so that a test can seal an edited file. */
+uint32_t tu_crc32c(const unsigned char *p, size_t n);
+/* Recompute the trailing checksum of a whole file of len bytes. */
+void tu_reseal(unsigned char *file, size_t len);
 
 /* ---- counting allocator ------------------------------------------------ */
 
