@@ -102,7 +102,8 @@ SW_API const char *sw_simd_name(void);
     X(SW_EFULL, -13, "index is full (2^32 - 1 elements)")                          \
     X(SW_EIO, -14, "file input/output error")                                      \
     X(SW_ECORRUPT, -15, "file is not a valid smallworld index or is corrupt")      \
-    X(SW_EVERSION, -16, "file was written by an unsupported format version")
+    X(SW_EVERSION, -16, "file was written by an unsupported format version")      \
+    X(SW_EREADONLY, -17, "index is read-only (opened with sw_open_mmap)")
 
 typedef enum sw_status {
 #define SW__STATUS_ENUM(name, value, text) name = value,
@@ -583,6 +584,29 @@ SW_API sw_status sw_save(const sw_index *index, const char *path);
  * truncated, out-of-range field), SW_EVERSION, SW_ENOMEM.
  */
 SW_API sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **out);
+
+/**
+ * Serve a file saved by sw_save() read-only, without copying it: the
+ * vectors and layer-0 links stay in a memory mapping of the file and are
+ * paged in as searches touch them, so opening takes about as long as
+ * reading the labels, levels and upper layers (some 30 bytes a node).
+ * Everything of the file but the records' contents is checked as sw_load
+ * checks it; a damaged record can give wrong results but never a read
+ * outside the mapping, and sw_verify() checks the records too (reading
+ * the whole file).  Searches, sw_get, sw_list_labels, stats and sw_save
+ * work; every call that would change the index fails with SW_EREADONLY.
+ * The file must not be truncated or rewritten in place while it is served
+ * (sw_save replaces files by rename, which a mapping survives).  On a
+ * big-endian machine the file is read into memory instead, still
+ * read-only.  Files of format versions before 4 cannot be mapped
+ * (SW_EVERSION); sw_load and sw_save convert them.
+ * Errors: as sw_load.
+ */
+SW_API sw_status sw_open_mmap(const char *path, const sw_allocator *allocator, sw_index **out);
+
+/** 1 if the index was opened with sw_open_mmap (every write refused), 0
+ * otherwise and for NULL. */
+SW_API int sw_is_readonly(const sw_index *index);
 
 #ifdef __cplusplus
 }

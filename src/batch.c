@@ -146,6 +146,7 @@ static sw_status check_distinct(sw_index *ix, const uint64_t *labels, size_t n) 
 sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vectors, size_t n,
                        size_t dim, size_t threads) {
     if (!ix) return sw__fail(SW_ENULL, "sw_add_batch: index is NULL");
+    if (ix->readonly) return sw__writable(ix, "sw_add_batch");
     if (dim != ix->dim)
         return sw__fail(SW_EDIMMISMATCH, "sw_add_batch: vectors have dimension %zu, the index %u",
                         dim, ix->dim);

@@ -138,8 +138,9 @@ int sw__check_graph_ex(const sw_index *ix, char *err, size_t errlen, int reach) 
     }
     if (dead != ix->ndeleted)
         return report(err, errlen, "%zu tombstones, %zu counted", dead, ix->ndeleted);
-    {
-        /* The stored layer-0 in-degrees must match the links. */
+    if (!ix->map) {
+        /* The stored layer-0 in-degrees must match the links (a mapped
+         * index, never written to, keeps none). */
         uint32_t *deg = calloc(ix->count, sizeof *deg);
         if (!deg) return -report(err, errlen, "out of memory while checking");
         for (uint32_t s = 0; s < ix->count; s++) {
@@ -191,8 +192,10 @@ size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
         uint32_t s = stack[--top];
         for (int l = 0; l <= sw__level(ix, s); l++) {
             const uint32_t *links = sw__links(ix, s, l);
-            for (uint32_t j = 1; j <= links[0]; j++)
-                if (!seen[links[j]]) {
+            /* bounded, for a damaged mapped record (see sw__link_limit) */
+            uint32_t deg = links[0] < sw__max_degree(ix, l) ? links[0] : sw__max_degree(ix, l);
+            for (uint32_t j = 1; j <= deg; j++)
+                if (links[j] < ix->count && !seen[links[j]]) {
                     seen[links[j]] = 1;
                     stack[top++] = links[j];
                 }
@@ -219,6 +222,8 @@ sw_status sw_verify(const sw_index *ix) {
     if (!ix) return sw__fail(SW_ENULL, "sw_verify: index is NULL");
     sw_index *mix = (sw_index *)ix;
     char why[256];
+    sw_status st = sw__verify_mapped(ix);
+    if (st != SW_OK) return st;
     pthread_rwlock_wrlock(&mix->save_lock);
     /* Where inserts may give up a last in-link (inner product, insert.c),
      * unreachable nodes are by design; sw_get_stats counts them. */

@@ -548,6 +548,7 @@ done:
 
 sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) {
     if (!ix || !vector) return sw__fail(SW_ENULL, "sw_add: %s is NULL", ix ? "vector" : "index");
+    if (ix->readonly) return sw__writable(ix, "sw_add");
     if (dim != ix->dim)
         return sw__fail(SW_EDIMMISMATCH, "sw_add: vector has dimension %zu, the index %u", dim,
                         ix->dim);

@@ -116,6 +116,20 @@ SW__HIDDEN sw__dist4_fn sw__kernel4(sw__etype t, sw__kind k, const char *level);
 SW__HIDDEN float sw__f16_to_f32(uint16_t h);
 SW__HIDDEN uint16_t sw__f32_to_f16(float f);
 
+/* ==== Checksums (crc32c.c) ==== */
+
+/* CRC-32C of data[0..n), continuing from `crc` (0 to start); hardware
+ * where the CPU has it.  The portable form is the table alone, for tests. */
+SW__HIDDEN uint32_t sw__crc32c(uint32_t crc, const void *data, size_t n);
+SW__HIDDEN uint32_t sw__crc32c_portable(uint32_t crc, const void *data, size_t n);
+
+/* ==== Files (persist.c, persist_legacy.c) ==== */
+
+/* Load a file of format version 1, 2 or 3 (the single-checksum stream of
+ * 0.1.0 and 0.2.0). */
+SW__HIDDEN sw_status sw__load_legacy(const char *path, const sw_allocator *allocator,
+                                     sw_index **out);
+
 /* ==== Memory ==== */
 
 typedef struct sw__mem {
@@ -248,11 +262,16 @@ struct sw_index {
     uint32_t chunk_shift; /* slots per chunk = 1 << chunk_shift */
     size_t upper_stride;  /* u32 words per upper layer: 1 + M */
     /* storage */
-    char **dir;           /* chunk directory */
+    struct sw__chunk *dir; /* chunk directory */
     size_t dir_cap;
     void **retired;       /* old directories, freed with the index */
     size_t retired_n, retired_cap;
     size_t nchunks;
+    void *map;            /* a file this index serves from (persist.c), or NULL */
+    size_t map_len;
+    size_t map_nodes_off, map_nodes_len; /* its NODES section, checked by sw_verify */
+    uint32_t map_nodes_crc;
+    bool readonly;        /* opened with sw_open_mmap: every write refused */
     uint32_t count;       /* slots in use: 0 .. count-1 (SW__LOAD) */
     uint64_t top;         /* entry slot | max level << 32 (see sw__top) */
     uint64_t rng;         /* kept for the file format; levels come from labels */
@@ -282,13 +301,21 @@ struct sw_index {
     struct sw__pool *pool;
 };
 
-/* Per-chunk side arrays sit after the records: labels, upper pointers,
- * layer-0 in-degrees, levels. */
+/* A chunk: its records, and its side arrays (labels, upper pointers,
+ * layer-0 in-degrees, levels, lock bytes, slot states).  An allocated chunk
+ * holds both in one block, the side arrays right after the records; an
+ * index served from a mapped file (persist.c) has its records in the
+ * mapping and its side arrays in memory. */
+typedef struct sw__chunk {
+    char *rec;
+    char *side;
+} sw__chunk;
+
 static inline size_t sw__chunk_slots(const sw_index *ix) { return (size_t)1 << ix->chunk_shift; }
 
 static inline char *sw__rec(const sw_index *ix, uint32_t slot) {
-    char **dir = SW__LOAD(&((sw_index *)ix)->dir);
-    return dir[slot >> ix->chunk_shift] +
+    sw__chunk *dir = SW__LOAD(&((sw_index *)ix)->dir);
+    return dir[slot >> ix->chunk_shift].rec +
            (size_t)(slot & ((1u << ix->chunk_shift) - 1)) * ix->rec_bytes;
 }
 static inline float *sw__vec(const sw_index *ix, uint32_t slot) {
@@ -299,8 +326,8 @@ static inline uint32_t *sw__links0(const sw_index *ix, uint32_t slot) {
     return (uint32_t *)(void *)(sw__rec(ix, slot) + ix->links_off);
 }
 static inline char *sw__side(const sw_index *ix, uint32_t slot) {
-    char **dir = SW__LOAD(&((sw_index *)ix)->dir);
-    return dir[slot >> ix->chunk_shift] + (sw__chunk_slots(ix) * ix->rec_bytes);
+    sw__chunk *dir = SW__LOAD(&((sw_index *)ix)->dir);
+    return dir[slot >> ix->chunk_shift].side;
 }
 static inline uint64_t *sw__label_ptr(const sw_index *ix, uint32_t slot) {
     return (uint64_t *)(void *)sw__side(ix, slot) + (slot & ((1u << ix->chunk_shift) - 1));
@@ -357,12 +384,28 @@ static inline uint32_t *sw__links(const sw_index *ix, uint32_t slot, int layer) 
 static inline uint32_t sw__max_degree(const sw_index *ix, int layer) {
     return layer == 0 ? ix->M0 : ix->M;
 }
+/* Ids a search may follow.  A mapped index's layer-0 records are checked
+ * only by sw_verify (persist.c), so its searches skip ids past the last
+ * node and clamp degrees to the layer's bound: a damaged record cannot
+ * send them outside the mapping.  In memory every list was checked (on
+ * load, or built here), and the bounds never bite. */
+static inline uint32_t sw__link_limit(const sw_index *ix) {
+    return ix->map ? ix->count : UINT32_MAX;
+}
 static inline size_t sw__capacity(const sw_index *ix) {
     return SW__LOAD(&((sw_index *)ix)->nchunks) << ix->chunk_shift;
 }
 
 /* ==== Storage (storage.c) ==== */
 
+/* Bytes of one chunk's side arrays. */
+SW__HIDDEN size_t sw__side_bytes(const sw_index *ix);
+/* Serve slots [0, n) from records at map + off (a mapped file of len
+ * bytes, which the index then owns and unmaps): the chunk directory points
+ * into the mapping, side arrays are allocated zeroed. */
+SW__HIDDEN sw_status sw__storage_map(sw_index *ix, void *map, size_t len, size_t off, uint32_t n);
+/* sw_verify's extra check of a mapped index: the NODES checksum. */
+SW__HIDDEN sw_status sw__verify_mapped(const sw_index *ix);
 /* Make sure slots [0, n) exist.  Never moves existing chunks. */
 SW__HIDDEN sw_status sw__storage_reserve(sw_index *ix, size_t n);
 SW__HIDDEN void sw__storage_free(sw_index *ix);
@@ -396,6 +439,12 @@ SW__HIDDEN size_t sw__cpu_count(void);
 /* ==== Index helpers (index.c) ==== */
 
 SW__HIDDEN sw_status sw__check_options(const sw_options *o);
+/* SW_EREADONLY naming `fn` if the index was opened read-only, else SW_OK. */
+static inline sw_status sw__writable(const sw_index *ix, const char *fn) {
+    if (SW__LIKELY(!ix->readonly)) return SW_OK;
+    return sw__fail(SW_EREADONLY, "%s: the index is read-only (opened with sw_open_mmap); "
+                                  "sw_load a copy to change it", fn);
+}
 /* Build an empty index from validated options (no allocation of vectors). */
 SW__HIDDEN sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **out);
 /* Copy `v` into `dst`, normalising for cosine; SW_ENOTFINITE on NaN/Inf. */

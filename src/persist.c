@@ -1,59 +1,101 @@
 /*
- * persist.c — saving and loading an index (format version 3).
+ * persist.c — saving, loading and serving an index from a file (format 4).
  *
- * The file is a stream of explicit little-endian fixed-width fields, never a
- * dump of in-memory structs, so any machine reads what any other wrote.
+ * A file is checked sections behind a checked header, with a table of the
+ * sections and a footer at the end.  docs/format.md is the same
+ * specification with the reasoning; this comment is the reference.
  *
- *   offset size  field
- *   0      8     magic "SWALLIDX"
- *   8      4     format version (3; versions 1 and 2 are read too)
- *   12     4     header size in bytes (80)
- *   16     4     dim
- *   20     4     metric (0 L2, 1 IP, 2 cosine, 3 L1)
- *   24     4     element type (0 = float32)
- *   28     4     M
- *   32     4     M0
- *   36     4     ef_construction
- *   40     4     default search ef
- *   44     4     flags: bit 0 keep_pruned, bit 1 extend_candidates
- *   48     8     seed
- *   56     8     level generator state (so adds after a load continue the
- *                sequence a never-saved index would have drawn)
- *   64     8     count (number of nodes)
- *   72     4     entry point slot (0xffffffff when empty)
- *   76     4     max level (signed; -1 when empty)
- *   80     4     metadata length L (0 .. SW_MAX_METADATA; version 3)
- *   84     L     the application's metadata bytes (sw_set_metadata)
- *   84+L   ...   count node records, in slot order:
- *                  u64 label, u8 level (top bit: tombstone; version 2),
- *                  dim x f32 vector,
- *                  then for each layer 0..level: u32 degree, degree x u32 slot
- *   end-4  4     CRC-32C (Castagnoli) of every byte before it
+ * Every field is a fixed-width little-endian integer (floats as their IEEE
+ * bits), never a dump of a C struct, so any machine reads what any other
+ * wrote: a big-endian reader decodes field by field.
  *
- * Saving keeps slot order, so a loaded index is the same graph and answers
- * every query exactly as the saved one did.
+ * Header, 128 bytes at offset 0:
+ *   0   8  magic "SWALLIDX"
+ *   8   4  format version: 4 (1..3 are read by persist_legacy.c)
+ *   12  4  header size: 128
+ *   16  4  required features: bits a reader must understand to use the
+ *          file; none are defined, and a reader refuses any bit it does
+ *          not know (SW_EVERSION).  Quantized storage will add some.
+ *   20  4  optional features: bits a reader may ignore (none defined)
+ *   24  4  dim                      28  4  metric (0 L2, 1 IP, 2 cosine, 3 L1)
+ *   32  4  element type (0 float32) 36  4  M
+ *   40  4  M0                       44  4  ef_construction
+ *   48  4  default search ef        52  4  build flags: bit 0 keep_pruned,
+ *                                          bit 1 extend_candidates
+ *   56  8  seed                     64  8  level generator state
+ *   72  8  node count N             80  8  tombstoned nodes among them
+ *   88  4  entry node (0xffffffff when N = 0)
+ *   92  4  max level (int32; -1 when N = 0)
+ *   96  4  record size R            100 4  vector bytes in a record
+ *   104 4  link offset in a record  108 16 reserved, zero
+ *   124 4  CRC-32C of bytes 0..123
  *
- * Loading trusts nothing: every field is range-checked before use, no
- * allocation is sized by a count that the remaining file length cannot
- * back, links must point in range, not to themselves, not twice, and only
- * to nodes present on that layer; labels must be unique and vectors finite;
- * the checksum must match and nothing may follow it.  Any failure is
- * SW_ECORRUPT with the reason in sw_last_error().
+ * Sections follow, each at an offset that is a multiple of 64, in
+ * ascending order, never overlapping; the bytes between them are zero.
+ * Nodes are numbered 0..N-1 (truly deleted slots are never written, the
+ * others renumbered densely in slot order, so a loaded index has no holes).
+ *   type 1  META        the application's bytes (sw_set_metadata), at most
+ *                       64 KiB; absent when there are none
+ *   type 2  LABELS      N x u64, node i's label; unique
+ *   type 3  LEVELS      N x u8, node i's top layer, 0..max level
+ *   type 4  TOMBSTONES  ceil(N/8) bytes, bit i%8 of byte i/8 set when node
+ *                       i is tombstoned; the unused high bits zero
+ *   type 5  UPPER       one per layer l = 1..max level (l in the entry's
+ *                       argument): for each node of level >= l in
+ *                       ascending order, u32 degree d <= M, then d x u32
+ *                       node numbers, each of level >= l
+ *   type 6  NODES       N records of R bytes: the vector (dim x f32) at 0,
+ *                       zero to the link offset, u32 degree d <= M0, M0 x
+ *                       u32 (d node numbers, then zeros), zero to R.  R is
+ *                       a multiple of 64 and the section starts on a
+ *                       multiple of 64, so a mapping of the file holds
+ *                       every record on its own cache lines
+ * Links never point to their own node or twice to one node.
+ *
+ * Section table, right after the last section: one 32-byte entry each:
+ *   0 4 type   4 4 argument   8 8 offset   16 8 length
+ *   24 4 flags (bit 0: required; a reader that does not know the type
+ *          must refuse the file, SW_EVERSION, and may skip it otherwise)
+ *   28 4 CRC-32C of the section's bytes
+ * Footer, the last 32 bytes:
+ *   0 8 table offset   8 4 number of sections   12 4 CRC-32C of the table
+ *   16 8 file length   24 8 "SWIDXEND"
+ *
+ * Why this shape.  The NODES section is the in-memory layer-0 record
+ * (internal.h) in little-endian bytes: vector and links together, as the
+ * search reads them.  That is what lets sw_open_mmap serve a file without
+ * copying it: the chunk directory points into the mapping, and only the
+ * small parts (labels, levels, tombstones, upper layers: about 30 bytes a
+ * node) are read into memory.  The issue asked for vectors and each level
+ * in sections of their own; layer 0 stays with the vectors because
+ * splitting them would make a mapped index either copy everything or
+ * search with two cache misses per node where one does.  Each section has
+ * its own checksum so that a mapped open can check every small section at
+ * once and leave the big one for sw_verify; the table at the end lets the
+ * writer stream sections without knowing their checksums in advance.
+ *
+ * Loading trusts nothing: every count, offset, length, level, degree and
+ * id is bounds-checked before use, every allocation is backed by bytes the
+ * file actually has (N records of R bytes must fit in the NODES section),
+ * labels must be unique, vectors finite, checksums right.  Failures are
+ * SW_ECORRUPT (SW_EVERSION for a newer format or feature) with what is
+ * wrong in sw_last_error().
+ *
+ * A mapped open checks all of that except the contents of the NODES
+ * section, which would mean reading the whole file (seconds for a large
+ * index on a cold disk).  Searches of a mapped index clamp each layer-0
+ * degree to M0 and skip ids past the last node, so a damaged record can
+ * give wrong answers but never a read outside the mapping; sw_verify
+ * checks the section's checksum and every list.  As with any mapping,
+ * truncating the file underneath a serving process is fatal to it
+ * (SIGBUS); sw_save replaces files by rename, which a mapping survives.
  *
  * Saving is atomic: write "<path>.tmp-XXXXXX" in the same directory, fsync,
  * rename over the target, fsync the directory.  A crash leaves the old file
- * or the new one, never a mix.
+ * or the new one, never a mix (tests/test_crash.c kills a saving process).
  *
- * Truly deleted (FREE) slots are not written: the other nodes are numbered
- * densely in slot order, so a file never holds a hole, and a loaded index
- * starts with none to recycle.
- *
- * History: version 1 (0.1.0), first format.  Version 2 (0.2.0): the top
- * bit of a node's level byte marks a tombstone; nothing else changed, so
- * a version 1 file is read as one without tombstones.  Version 3 (0.2.0,
- * for the Python package): the metadata block after the header; earlier
- * files are read as having none.  The file-format issue replaces
- * the single checksum by one per section and adds memory-mapped serving.
+ * History: version 1 (0.1.0) first format; 2 (0.2.0) tombstones; 3
+ * (0.2.0) metadata; 4 (0.3.0) sections, per-section checksums, mapping.
  */
 #define _XOPEN_SOURCE 700
 #include "internal.h"
@@ -64,115 +106,232 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SW__MAGIC "SWALLIDX"
-#define SW__FORMAT_VERSION 3u
-#define LEVEL_TOMBSTONE 0x80u /* version 2: the level byte's top bit */
-#define SW__HEADER_BYTES 80u
+#define MAGIC "SWALLIDX"
+#define END_MAGIC "SWIDXEND"
+#define FORMAT_VERSION 4u
+#define HEADER_BYTES 128u
+#define FOOTER_BYTES 32u
+#define ENTRY_BYTES 32u
+#define ALIGN 64u
+#define MAX_SECTIONS 256u
+#define SEC_REQUIRED 1u
 
-/* ==== CRC-32C ==== */
+enum { SEC_META = 1, SEC_LABELS, SEC_LEVELS, SEC_TOMBSTONES, SEC_UPPER, SEC_NODES };
 
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define HOST_BIG_ENDIAN 1
+#else
+#define HOST_BIG_ENDIAN 0
+#endif
 
-static void crc_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82f63b78u & (0u - (c & 1u)));
-        crc_table[i] = c;
-    }
+static void put32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
 }
-
-static uint32_t crc_update(uint32_t crc, const unsigned char *p, size_t n) {
-    crc = ~crc;
-    while (n--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
+static void put64(unsigned char *p, uint64_t v) {
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
 }
+static uint32_t get32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const unsigned char *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+typedef struct section {
+    uint32_t type, arg;
+    uint64_t off, len;
+    uint32_t flags, crc;
+} section;
 
 /* ==== Writing ==== */
 
 typedef struct writer {
     FILE *f;
-    uint32_t crc;
+    uint32_t crc; /* of the current section */
+    uint64_t pos; /* file offset of buf[0] */
     size_t n;
-    int err; /* errno of the first failure */
+    int err;      /* errno of the first failure */
     unsigned char buf[1 << 16];
 } writer;
 
 static void w_flush(writer *w) {
     if (w->n && !w->err) {
-        w->crc = crc_update(w->crc, w->buf, w->n);
+        w->crc = sw__crc32c(w->crc, w->buf, w->n);
         if (fwrite(w->buf, 1, w->n, w->f) != w->n) w->err = errno ? errno : EIO;
     }
+    w->pos += w->n;
     w->n = 0;
+}
+
+static void w_bytes(writer *w, const void *data, size_t n) {
+    const unsigned char *p = data;
+    while (n) {
+        if (w->n == sizeof w->buf) w_flush(w);
+        size_t k = sizeof w->buf - w->n < n ? sizeof w->buf - w->n : n;
+        memcpy(w->buf + w->n, p, k);
+        w->n += k;
+        p += k;
+        n -= k;
+    }
 }
 
 static void w_u32(writer *w, uint32_t v) {
-    if (w->n + 4 > sizeof w->buf) w_flush(w);
-    for (int i = 0; i < 4; i++) w->buf[w->n++] = (unsigned char)(v >> (8 * i));
+    unsigned char b[4];
+    put32(b, v);
+    w_bytes(w, b, 4);
 }
 
 static void w_u64(writer *w, uint64_t v) {
-    w_u32(w, (uint32_t)v);
-    w_u32(w, (uint32_t)(v >> 32));
+    unsigned char b[8];
+    put64(b, v);
+    w_bytes(w, b, 8);
 }
 
-static void w_f32(writer *w, float f) {
-    uint32_t v;
-    memcpy(&v, &f, 4);
-    w_u32(w, v);
+static void w_align(writer *w) {
+    static const unsigned char zeros[ALIGN];
+    size_t r = (size_t)((w->pos + w->n) % ALIGN);
+    if (r) w_bytes(w, zeros, ALIGN - r);
 }
 
-static void w_u8(writer *w, uint8_t v) {
-    if (w->n + 1 > sizeof w->buf) w_flush(w);
-    w->buf[w->n++] = v;
+static void sec_begin(writer *w, section *s, uint32_t type, uint32_t arg, uint32_t flags) {
+    w_align(w);
+    w_flush(w);
+    w->crc = 0;
+    s->type = type;
+    s->arg = arg;
+    s->flags = flags;
+    s->off = w->pos;
 }
 
-static void write_index(const sw_index *ix, writer *w, const uint32_t *map) {
-    for (int i = 0; i < 8; i++) w_u8(w, (uint8_t)SW__MAGIC[i]);
-    w_u32(w, SW__FORMAT_VERSION);
-    w_u32(w, SW__HEADER_BYTES);
-    w_u32(w, ix->dim);
-    w_u32(w, (uint32_t)ix->metric);
-    w_u32(w, 0);
-    w_u32(w, ix->M);
-    w_u32(w, ix->M0);
-    w_u32(w, ix->ef_construction);
-    w_u32(w, sw_get_ef(ix));
-    w_u32(w, (uint32_t)(ix->keep_pruned ? 1 : 0) | (uint32_t)(ix->extend_candidates ? 2 : 0));
-    w_u64(w, ix->seed);
-    w_u64(w, ix->rng);
+static void sec_end(writer *w, section *s) {
+    w_flush(w);
+    s->len = w->pos - s->off;
+    s->crc = w->crc;
+}
+
+/* The node number of slot s in the file (FREE slots are left out). */
+static uint32_t num(const uint32_t *map, uint32_t s) { return map ? map[s] : s; }
+
+static void write_index(const sw_index *ix, writer *w, const uint32_t *map, unsigned char *rec,
+                        section *secs, uint32_t *nsecs) {
     int max_level;
     uint32_t entry = sw__top(ix, &max_level);
-    /* FREE slots are left out and the others numbered densely; `map` (NULL
-     * when there are no FREE slots) takes a slot to its number on disk. */
-    uint32_t nodes = ix->count - ix->nfree;
-    w_u64(w, nodes);
-    w_u32(w, entry == SW__NONE || !map ? entry : map[entry]);
-    w_u32(w, (uint32_t)max_level);
-    w_u32(w, (uint32_t)ix->meta_len);
-    for (size_t i = 0; i < ix->meta_len; i++) w_u8(w, ix->meta[i]);
+    uint64_t nodes = ix->count - ix->nfree, tombs = 0;
+    for (uint32_t s = 0; s < ix->count; s++)
+        tombs += (sw__flags(ix, s) & (SW__F_DELETED | SW__F_FREE)) == SW__F_DELETED;
+
+    unsigned char h[HEADER_BYTES] = {0};
+    memcpy(h, MAGIC, 8);
+    put32(h + 8, FORMAT_VERSION);
+    put32(h + 12, HEADER_BYTES);
+    put32(h + 24, ix->dim);
+    put32(h + 28, (uint32_t)ix->metric);
+    put32(h + 32, 0);
+    put32(h + 36, ix->M);
+    put32(h + 40, ix->M0);
+    put32(h + 44, ix->ef_construction);
+    put32(h + 48, sw_get_ef(ix));
+    put32(h + 52, (uint32_t)(ix->keep_pruned ? 1 : 0) | (uint32_t)(ix->extend_candidates ? 2 : 0));
+    put64(h + 56, ix->seed);
+    put64(h + 64, ix->rng);
+    put64(h + 72, nodes);
+    put64(h + 80, tombs);
+    put32(h + 88, entry == SW__NONE ? entry : num(map, entry));
+    put32(h + 92, (uint32_t)max_level);
+    put32(h + 96, (uint32_t)ix->rec_bytes);
+    put32(h + 100, (uint32_t)ix->vec_bytes);
+    put32(h + 104, (uint32_t)ix->links_off);
+    put32(h + 124, sw__crc32c(0, h, 124));
+    w_bytes(w, h, sizeof h);
+
+    uint32_t n = 0;
+    if (ix->meta_len) {
+        sec_begin(w, &secs[n], SEC_META, 0, 0);
+        w_bytes(w, ix->meta, ix->meta_len);
+        sec_end(w, &secs[n++]);
+    }
+    sec_begin(w, &secs[n], SEC_LABELS, 0, SEC_REQUIRED);
+    for (uint32_t s = 0; s < ix->count; s++)
+        if (!(sw__flags(ix, s) & SW__F_FREE)) w_u64(w, *sw__label_ptr(ix, s));
+    sec_end(w, &secs[n++]);
+
+    sec_begin(w, &secs[n], SEC_LEVELS, 0, SEC_REQUIRED);
+    for (uint32_t s = 0; s < ix->count; s++)
+        if (!(sw__flags(ix, s) & SW__F_FREE)) w_bytes(w, sw__level_ptr(ix, s), 1);
+    sec_end(w, &secs[n++]);
+
+    sec_begin(w, &secs[n], SEC_TOMBSTONES, 0, SEC_REQUIRED);
+    unsigned char byte = 0;
+    uint64_t i = 0;
     for (uint32_t s = 0; s < ix->count; s++) {
         unsigned f = sw__flags(ix, s);
         if (f & SW__F_FREE) continue;
-        int lv = sw__level(ix, s);
-        w_u64(w, *sw__label_ptr(ix, s));
-        w_u8(w, (uint8_t)(lv | (f & SW__F_DELETED ? LEVEL_TOMBSTONE : 0)));
-        const float *v = sw__vec(ix, s);
-        for (uint32_t i = 0; i < ix->dim; i++) w_f32(w, v[i]);
-        for (int l = 0; l <= lv; l++) {
-            const uint32_t *links = sw__links(ix, s, l);
-            w_u32(w, links[0]);
-            for (uint32_t j = 1; j <= links[0]; j++) w_u32(w, map ? map[links[j]] : links[j]);
+        if (f & SW__F_DELETED) byte |= (unsigned char)(1u << (i % 8));
+        if (++i % 8 == 0) {
+            w_bytes(w, &byte, 1);
+            byte = 0;
         }
     }
+    if (i % 8) w_bytes(w, &byte, 1);
+    sec_end(w, &secs[n++]);
+
+    for (int l = 1; l <= max_level; l++) {
+        sec_begin(w, &secs[n], SEC_UPPER, (uint32_t)l, SEC_REQUIRED);
+        for (uint32_t s = 0; s < ix->count; s++) {
+            if ((sw__flags(ix, s) & SW__F_FREE) || sw__level(ix, s) < l) continue;
+            const uint32_t *links = sw__links(ix, s, l);
+            w_u32(w, links[0]);
+            for (uint32_t j = 1; j <= links[0]; j++) w_u32(w, num(map, links[j]));
+        }
+        sec_end(w, &secs[n++]);
+    }
+
+    sec_begin(w, &secs[n], SEC_NODES, 0, SEC_REQUIRED);
+    for (uint32_t s = 0; s < ix->count; s++) {
+        if (sw__flags(ix, s) & SW__F_FREE) continue;
+        memset(rec, 0, ix->rec_bytes);
+        const float *v = sw__vec(ix, s);
+        for (uint32_t d = 0; d < ix->dim; d++) {
+            uint32_t bits;
+            memcpy(&bits, &v[d], 4);
+            put32(rec + 4 * (size_t)d, bits);
+        }
+        const uint32_t *links = sw__links0(ix, s);
+        unsigned char *lp = rec + ix->links_off;
+        put32(lp, links[0]);
+        for (uint32_t j = 1; j <= links[0]; j++) put32(lp + 4 * (size_t)j, num(map, links[j]));
+        w_bytes(w, rec, ix->rec_bytes);
+    }
+    sec_end(w, &secs[n++]);
+
+    /* the table, then the footer */
+    w_align(w);
     w_flush(w);
-    uint32_t crc = w->crc;
-    w_u32(w, crc);
-    if (w->n && !w->err && fwrite(w->buf, 1, w->n, w->f) != w->n) w->err = errno ? errno : EIO;
-    w->n = 0;
+    uint64_t table_off = w->pos;
+    uint32_t tcrc = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        unsigned char e[ENTRY_BYTES];
+        put32(e, secs[k].type);
+        put32(e + 4, secs[k].arg);
+        put64(e + 8, secs[k].off);
+        put64(e + 16, secs[k].len);
+        put32(e + 24, secs[k].flags);
+        put32(e + 28, secs[k].crc);
+        tcrc = sw__crc32c(tcrc, e, sizeof e);
+        w_bytes(w, e, sizeof e);
+    }
+    unsigned char f[FOOTER_BYTES];
+    put64(f, table_off);
+    put32(f + 8, n);
+    put32(f + 12, tcrc);
+    put64(f + 16, table_off + (uint64_t)n * ENTRY_BYTES + FOOTER_BYTES);
+    memcpy(f + 24, END_MAGIC, 8);
+    w_bytes(w, f, sizeof f);
+    w_flush(w);
+    *nsecs = n;
 }
 
 static void fsync_dir(const char *path) {
@@ -196,14 +355,16 @@ static void fsync_dir(const char *path) {
 
 sw_status sw_save(const sw_index *ix, const char *path) {
     if (!ix || !path) return sw__fail(SW_ENULL, "sw_save: %s is NULL", ix ? "path" : "index");
-    pthread_once(&crc_once, crc_init);
     sw__mem *m = (sw__mem *)&ix->mem;
     size_t plen = strlen(path) + 16;
+    size_t secs_bytes = (SW__MAX_LEVEL + 8) * sizeof(section);
     char *tmp = sw__alloc(m, plen, 1);
     writer *w = sw__alloc(m, sizeof *w, SW__LINE);
+    unsigned char *rec = sw__alloc(m, ix->rec_bytes, SW__LINE);
+    section *secs = sw__alloc(m, secs_bytes, 8);
     sw_status st = SW_OK;
     int fd = -1;
-    if (!tmp || !w) {
+    if (!tmp || !w || !rec || !secs) {
         st = sw__fail(SW_ENOMEM, "sw_save: allocating buffers");
         goto out;
     }
@@ -225,14 +386,14 @@ sw_status sw_save(const sw_index *ix, const char *path) {
     /* No add runs while the file is written: it is one consistent moment
      * of the index.  Searches go on. */
     pthread_rwlock_wrlock(&((sw_index *)ix)->save_lock);
-    uint32_t *map = NULL;
+    uint32_t *map = NULL, nsecs = 0;
     size_t map_bytes = (size_t)ix->count * sizeof *map;
     if (ix->nfree && !(map = sw__alloc(m, map_bytes, sizeof *map))) {
         w->err = ENOMEM;
     } else {
         for (uint32_t s = 0, next = 0; map && s < ix->count; s++)
             map[s] = sw__flags(ix, s) & SW__F_FREE ? SW__NONE : next++;
-        write_index(ix, w, map);
+        write_index(ix, w, map, rec, secs, &nsecs);
     }
     pthread_rwlock_unlock(&((sw_index *)ix)->save_lock);
     if (map) sw__free(m, map, map_bytes);
@@ -252,6 +413,8 @@ sw_status sw_save(const sw_index *ix, const char *path) {
     }
     fsync_dir(path);
 out:
+    sw__free(m, secs, secs_bytes);
+    sw__free(m, rec, ix->rec_bytes);
     sw__free(m, w, sizeof *w);
     sw__free(m, tmp, plen);
     return st;
@@ -259,178 +422,418 @@ out:
 
 /* ==== Reading ==== */
 
-typedef struct reader {
-    FILE *f;
-    uint32_t crc;
-    uint64_t left; /* bytes of the file not yet read */
-    int short_read;
-    int io_error; /* errno of a failed read, as opposed to a short file */
-    uint32_t per_level[SW__MAX_LEVEL + 1]; /* nodes read at level >= l */
-    uint32_t version;
-} reader;
+/* A file being read: all of it in memory (mapped, or read in). */
+typedef struct file {
+    const char *path;
+    const unsigned char *p;
+    uint64_t len;
+    bool mapped;    /* p is an mmap of the file, else an allocation */
+    bool owned;     /* the index has taken the mapping over */
+    section sec[MAX_SECTIONS];
+    uint32_t nsec;
+    const section *meta, *labels, *levels, *tombs, *nodes;
+    const section *upper[SW__MAX_LEVEL + 1];
+} file;
 
-static bool r_bytes(reader *r, void *dst, size_t n) {
-    if (r->short_read || n > r->left || fread(dst, 1, n, r->f) != n) {
-        if (!r->short_read && n <= r->left && ferror(r->f)) r->io_error = errno ? errno : EIO;
-        r->short_read = 1;
-        memset(dst, 0, n);
-        return false;
-    }
-    r->left -= n;
-    r->crc = crc_update(r->crc, dst, n);
+#define CORRUPT(...)                             \
+    do {                                         \
+        st = sw__fail(SW_ECORRUPT, __VA_ARGS__); \
+        goto fail;                               \
+    } while (0)
+
+static bool all_zero(const unsigned char *p, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++)
+        if (p[i]) return false;
     return true;
 }
 
-static uint32_t r_u32(reader *r) {
-    unsigned char b[4];
-    r_bytes(r, b, 4);
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static uint64_t r_u64(reader *r) {
-    uint64_t lo = r_u32(r);
-    return lo | (uint64_t)r_u32(r) << 32;
-}
-
-#define CORRUPT(...)                                  \
-    do {                                              \
-        st = sw__fail(SW_ECORRUPT, __VA_ARGS__);      \
-        goto fail;                                    \
-    } while (0)
-#define NEED(r, what)                                                             \
-    do {                                                                          \
-        if ((r)->io_error) {                                                      \
-            st = sw__fail(SW_EIO, "reading %s: %s", path, strerror((r)->io_error)); \
-            goto fail;                                                            \
-        }                                                                         \
-        if ((r)->short_read) CORRUPT("%s: file truncated in %s", path, what);       \
-    } while (0)
-
-/* Read and check one node into slot s (storage already reserved). */
-static sw_status read_node(sw_index *ix, reader *r, uint32_t s, uint64_t count, const char *path) {
+/* The footer, the table, each section's bounds, type and checksum (that
+ * of the NODES section only if !skip_nodes_crc). */
+static sw_status read_table(file *fl, int max_level, bool skip_nodes_crc) {
     sw_status st = SW_OK;
-    uint32_t *upper = NULL;
-    unsigned char lvb = 0;
-    uint64_t label = r_u64(r);
-    r_bytes(r, &lvb, 1);
-    bool tomb = r->version >= 2 && (lvb & LEVEL_TOMBSTONE);
-    int lv = r->version >= 2 ? (lvb & ~LEVEL_TOMBSTONE) : lvb;
-    NEED(r, "a node header");
-    int max_level;
-    sw__top(ix, &max_level);
-    if (lv > max_level) CORRUPT("%s: node %u has level %d above the max %d", path, s, lv, max_level);
-    if (sw__labels_find(&ix->labels, label) != SW__NONE)
-        CORRUPT("%s: label %llu appears twice", path, (unsigned long long)label);
-    /* Levels are drawn with P(level >= l) = M^-l.  Upper-layer links are
-     * allocated at full size whatever the degrees on disk, so a crafted file
-     * of high-level nodes with empty lists could make a small file take
-     * gigabytes; no index this library wrote has 8x the expected count at a
-     * level (plus slack for small indexes), so such a file is refused. */
-    for (int l = 1; l <= lv; l++) {
-        double expect = (double)count * pow((double)ix->M, -(double)l);
-        if (++r->per_level[l] > 8.0 * expect + 64.0)
-            CORRUPT("%s: implausibly many nodes (%u) on level %d of %llu", path,
-                    r->per_level[l], l, (unsigned long long)count);
-    }
-    if (lv > 0 && !(upper = sw__upper_alloc(ix, lv))) {
-        st = sw__fail(SW_ENOMEM, "loading %s: links of node %u", path, s);
-        goto fail;
-    }
-    float *v = sw__vec(ix, s);
-    for (uint32_t i = 0; i < ix->dim; i++) {
-        uint32_t b = r_u32(r);
-        memcpy(&v[i], &b, 4);
-        if (!isfinite(v[i])) CORRUPT("%s: node %u has a non-finite element", path, s);
-    }
-    NEED(r, "a vector");
-    *sw__upper_ptr(ix, s) = upper;
-    for (int l = 0; l <= lv; l++) {
-        uint32_t *links = l == 0 ? sw__links0(ix, s) : upper + (size_t)(l - 1) * ix->upper_stride;
-        uint32_t deg = r_u32(r);
-        NEED(r, "a link list");
-        if (deg > sw__max_degree(ix, l))
-            CORRUPT("%s: node %u layer %d has degree %u above %u", path, s, l, deg,
-                    sw__max_degree(ix, l));
-        links[0] = 0;
-        for (uint32_t j = 1; j <= deg; j++) {
-            uint32_t t = r_u32(r);
-            if (t >= count || t == s)
-                CORRUPT("%s: node %u layer %d has a bad link %u", path, s, l, t);
-            for (uint32_t i = 1; i < j; i++)
-                if (links[i] == t) CORRUPT("%s: node %u layer %d links twice to %u", path, s, l, t);
-            links[j] = t;
+    const char *path = fl->path;
+    const unsigned char *f = fl->p + fl->len - FOOTER_BYTES;
+    if (memcmp(f + 24, END_MAGIC, 8) != 0)
+        CORRUPT("%s: no footer at the end (the file is truncated or damaged)", path);
+    uint64_t table_off = get64(f), flen = get64(f + 16);
+    uint32_t n = get32(f + 8);
+    if (flen != fl->len)
+        CORRUPT("%s: the file has %llu bytes, its footer says %llu (truncated or extended)", path,
+                (unsigned long long)fl->len, (unsigned long long)flen);
+    if (n > MAX_SECTIONS || table_off < HEADER_BYTES || table_off % ALIGN ||
+        table_off + (uint64_t)n * ENTRY_BYTES != fl->len - FOOTER_BYTES)
+        CORRUPT("%s: bad section table (%u sections at %llu)", path, n,
+                (unsigned long long)table_off);
+    if (sw__crc32c(0, fl->p + table_off, (size_t)n * ENTRY_BYTES) != get32(f + 12))
+        CORRUPT("%s: section table checksum mismatch (file damaged)", path);
+    uint64_t end = HEADER_BYTES;
+    for (uint32_t k = 0; k < n; k++) {
+        const unsigned char *e = fl->p + table_off + (uint64_t)k * ENTRY_BYTES;
+        section *s = &fl->sec[k];
+        s->type = get32(e);
+        s->arg = get32(e + 4);
+        s->off = get64(e + 8);
+        s->len = get64(e + 16);
+        s->flags = get32(e + 24);
+        s->crc = get32(e + 28);
+        if (s->off % ALIGN || s->off < end || s->off > table_off || s->len > table_off - s->off)
+            CORRUPT("%s: section %u (type %u) at %llu, %llu bytes, is out of place", path, k,
+                    s->type, (unsigned long long)s->off, (unsigned long long)s->len);
+        if (!all_zero(fl->p + end, s->off - end))
+            CORRUPT("%s: non-zero bytes between sections at %llu", path, (unsigned long long)end);
+        end = s->off + s->len;
+        if (s->flags & ~SEC_REQUIRED)
+            CORRUPT("%s: section %u has unknown flags 0x%x", path, k, s->flags);
+        const section **slot = NULL;
+        switch (s->type) {
+        case SEC_META: slot = &fl->meta; break;
+        case SEC_LABELS: slot = &fl->labels; break;
+        case SEC_LEVELS: slot = &fl->levels; break;
+        case SEC_TOMBSTONES: slot = &fl->tombs; break;
+        case SEC_NODES: slot = &fl->nodes; break;
+        case SEC_UPPER:
+            if (s->arg < 1 || (int64_t)s->arg > max_level)
+                CORRUPT("%s: a section for layer %u, the max level is %d", path, s->arg, max_level);
+            slot = &fl->upper[s->arg];
+            break;
+        default:
+            if (s->flags & SEC_REQUIRED) {
+                st = sw__fail(SW_EVERSION,
+                              "%s needs section type %u, which this library does not know "
+                              "(written by a newer version)",
+                              path, s->type);
+                goto fail;
+            }
         }
-        NEED(r, "a link list");
-        links[0] = deg;
+        if (s->type != SEC_UPPER && s->arg != 0)
+            CORRUPT("%s: section %u (type %u) has argument %u", path, k, s->type, s->arg);
+        if (slot) {
+            if (*slot) CORRUPT("%s: section type %u (%u) appears twice", path, s->type, s->arg);
+            *slot = s;
+        }
+        if (!(skip_nodes_crc && s->type == SEC_NODES) &&
+            sw__crc32c(0, fl->p + s->off, (size_t)s->len) != s->crc)
+            CORRUPT("%s: checksum mismatch in section %u (type %u; file damaged)", path, k, s->type);
     }
-    *sw__label_ptr(ix, s) = label;
-    *sw__level_ptr(ix, s) = (uint8_t)lv;
-    if (tomb) {
-        *sw__flags_ptr(ix, s) = SW__F_DELETED;
-        ix->ndeleted++;
-    }
-    sw__labels_put(&ix->labels, label, s);
-    ix->count = s + 1;
-    return SW_OK;
+    if (!all_zero(fl->p + end, table_off - end))
+        CORRUPT("%s: non-zero bytes before the section table", path);
+    fl->nsec = n;
 fail:
-    *sw__upper_ptr(ix, s) = NULL;
-    sw__upper_free(ix, upper, lv);
     return st;
 }
 
-sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **out) {
+/* Read the file into fl: a private read-only mapping, or (where the file
+ * cannot be mapped) a copy in memory. */
+static sw_status open_file(file *fl, int fd, uint64_t size, sw__mem *m, bool must_map) {
+    fl->len = size;
+    void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p != MAP_FAILED) {
+        fl->p = p;
+        fl->mapped = true;
+        return SW_OK;
+    }
+    if (must_map) return sw__fail(SW_EIO, "cannot map %s: %s", fl->path, strerror(errno));
+    unsigned char *buf = sw__alloc(m, (size_t)size, SW__LINE);
+    if (!buf) return sw__fail(SW_ENOMEM, "reading %s: %llu bytes", fl->path, (unsigned long long)size);
+    for (uint64_t got = 0; got < size;) {
+        ssize_t r = pread(fd, buf + got, (size_t)(size - got), (off_t)got);
+        if (r <= 0) {
+            int e = r < 0 ? errno : EIO;
+            sw__free(m, buf, (size_t)size);
+            return sw__fail(SW_EIO, "reading %s: %s", fl->path, strerror(e));
+        }
+        got += (uint64_t)r;
+    }
+    fl->p = buf;
+    return SW_OK;
+}
+
+static void close_file(file *fl, sw__mem *m) {
+    if (!fl->p || fl->owned) return;
+    if (fl->mapped) munmap((void *)fl->p, (size_t)fl->len);
+    else sw__free(m, (void *)fl->p, (size_t)fl->len);
+    fl->p = NULL;
+}
+
+/* Check one layer-0 record in memory (host byte order): degree, links in
+ * range, not to itself, not twice (stamp[] marks the links seen, stamped
+ * with the node's number + 1), finite vector. */
+static bool check_record(const sw_index *ix, uint32_t s, uint32_t count, uint32_t *stamp,
+                         char *why, size_t whylen) {
+    const float *v = sw__vec(ix, s);
+    for (uint32_t i = 0; i < ix->dim; i++)
+        if (!isfinite(v[i])) {
+            snprintf(why, whylen, "node %u has a non-finite element", s);
+            return false;
+        }
+    const uint32_t *links = sw__links0(ix, s);
+    if (links[0] > ix->M0) {
+        snprintf(why, whylen, "node %u layer 0 has degree %u above %u", s, links[0], ix->M0);
+        return false;
+    }
+    for (uint32_t j = 1; j <= links[0]; j++) {
+        uint32_t t = links[j];
+        if (t >= count || t == s) {
+            snprintf(why, whylen, "node %u layer 0 has a bad link %u", s, t);
+            return false;
+        }
+        if (stamp[t] == s + 1) {
+            snprintf(why, whylen, "node %u layer 0 links twice to %u", s, t);
+            return false;
+        }
+        stamp[t] = s + 1;
+    }
+    return true;
+}
+
+/* Copy the NODES section into allocated chunks (copy mode). */
+static sw_status copy_records(sw_index *ix, const file *fl, uint32_t count) {
+    sw_status st = SW_OK;
+    const char *path = fl->path;
+    const unsigned char *src = fl->p + fl->nodes->off;
+    size_t per = sw__chunk_slots(ix);
+    for (uint32_t first = 0; first < count; first += (uint32_t)per) {
+        if ((st = sw__storage_reserve(ix, (size_t)first + 1)) != SW_OK) return st;
+        size_t k = count - first < per ? count - first : per;
+        memcpy(sw__rec(ix, first), src + (size_t)first * ix->rec_bytes, k * ix->rec_bytes);
+        if (HOST_BIG_ENDIAN) {
+            for (size_t i = 0; i < k; i++) {
+                unsigned char *r = (unsigned char *)sw__rec(ix, first + (uint32_t)i);
+                for (size_t b = 0; b < ix->vec_bytes; b += 4) {
+                    uint32_t x = get32(r + b);
+                    memcpy(r + b, &x, 4);
+                }
+                for (size_t b = 0; b < 4 * (1 + (size_t)ix->M0); b += 4) {
+                    uint32_t x = get32(r + ix->links_off + b);
+                    memcpy(r + ix->links_off + b, &x, 4);
+                }
+            }
+        }
+    }
+    uint32_t *stamp = calloc(count ? count : 1, sizeof *stamp);
+    if (!stamp) return sw__fail(SW_ENOMEM, "loading %s: checking the links", path);
+    char why[160];
+    for (uint32_t s = 0; s < count; s++)
+        if (!check_record(ix, s, count, stamp, why, sizeof why)) {
+            free(stamp);
+            return sw__fail(SW_ECORRUPT, "%s: %s", path, why);
+        }
+    free(stamp);
+    return SW_OK;
+}
+
+/* Read one UPPER section into the nodes' upper-layer lists. */
+static sw_status read_upper(sw_index *ix, const file *fl, int l, uint32_t count) {
+    sw_status st = SW_OK;
+    const char *path = fl->path;
+    const section *sec = fl->upper[l];
+    const unsigned char *p = fl->p + sec->off, *end = p + sec->len;
+    for (uint32_t s = 0; s < count; s++) {
+        int lv = sw__level(ix, s);
+        if (lv < l) continue;
+        if (l == 1 && !(*sw__upper_ptr(ix, s) = sw__upper_alloc(ix, lv)))
+            return sw__fail(SW_ENOMEM, "loading %s: links of node %u", path, s);
+        uint32_t *links = sw__links(ix, s, l);
+        if (end - p < 4) CORRUPT("%s: layer %d section ends before node %u", path, l, s);
+        uint32_t deg = get32(p);
+        p += 4;
+        if (deg > ix->M) CORRUPT("%s: node %u layer %d has degree %u above %u", path, s, l, deg, ix->M);
+        if ((uint64_t)(end - p) < 4 * (uint64_t)deg)
+            CORRUPT("%s: layer %d section ends inside node %u's list", path, l, s);
+        for (uint32_t j = 1; j <= deg; j++, p += 4) {
+            uint32_t t = get32(p);
+            if (t >= count || t == s) CORRUPT("%s: node %u layer %d has a bad link %u", path, s, l, t);
+            if (sw__level(ix, t) < l)
+                CORRUPT("%s: node %u links on layer %d to a node not on it", path, s, l);
+            if (sw__in_list(links + 1, j - 1, t))
+                CORRUPT("%s: node %u layer %d links twice to %u", path, s, l, t);
+            links[j] = t;
+        }
+        links[0] = deg;
+    }
+    if (p != end) CORRUPT("%s: %lld extra bytes in the layer %d section", path, (long long)(end - p), l);
+fail:
+    return st;
+}
+
+/* The part of the loader after the header: sections into the index. */
+static sw_status read_body(sw_index *ix, file *fl, uint64_t count64, uint64_t tombs,
+                           uint32_t entry, int max_level, bool map) {
+    sw_status st = SW_OK;
+    const char *path = fl->path;
+    uint32_t count = (uint32_t)count64;
+    if (!fl->labels || !fl->levels || !fl->tombs || !fl->nodes)
+        CORRUPT("%s: a required section is missing (%s)", path,
+                !fl->labels ? "labels" : !fl->levels ? "levels" : !fl->tombs ? "tombstones" : "nodes");
+    for (int l = 1; l <= max_level; l++)
+        if (!fl->upper[l]) CORRUPT("%s: the section of layer %d is missing", path, l);
+    if (fl->labels->len != count64 * 8 || fl->levels->len != count64 ||
+        fl->tombs->len != (count64 + 7) / 8 || fl->nodes->len / ix->rec_bytes != count64 ||
+        fl->nodes->len % ix->rec_bytes)
+        CORRUPT("%s: section sizes do not match %llu nodes", path, (unsigned long long)count64);
+    if (fl->meta && fl->meta->len > SW_MAX_METADATA)
+        CORRUPT("%s: %llu bytes of metadata, at most %u", path, (unsigned long long)fl->meta->len,
+                SW_MAX_METADATA);
+
+    /* Storage: every allocation from here on is backed by the sections'
+     * lengths, which are within the file. */
+    if (map) {
+        if ((st = sw__storage_map(ix, (void *)(uintptr_t)fl->p, (size_t)fl->len,
+                                  (size_t)fl->nodes->off, count)) != SW_OK)
+            goto fail;
+        fl->owned = true; /* unmapped by sw_free from here on */
+        ix->map_nodes_len = (size_t)fl->nodes->len;
+        ix->map_nodes_crc = fl->nodes->crc;
+    } else if ((st = copy_records(ix, fl, count)) != SW_OK) {
+        goto fail;
+    }
+    ix->count = count;
+
+    const unsigned char *lev = fl->p + fl->levels->off;
+    uint32_t per_level[SW__MAX_LEVEL + 1] = {0};
+    for (uint32_t s = 0; s < count; s++) {
+        if (lev[s] > max_level) CORRUPT("%s: node %u has level %d above the max %d", path, s, lev[s], max_level);
+        *sw__level_ptr(ix, s) = lev[s];
+        /* Levels are drawn with P(level >= l) = M^-l, and upper lists are
+         * allocated at full size, so a crafted file of high-level nodes
+         * with empty lists could make a small file take gigabytes; no index
+         * this library wrote has 8x the expected count at a level (plus
+         * slack for small indexes). */
+        for (int l = 1; l <= lev[s]; l++)
+            if (++per_level[l] > 8.0 * (double)count * pow((double)ix->M, -(double)l) + 64.0)
+                CORRUPT("%s: implausibly many nodes (%u) on level %d of %u", path, per_level[l], l, count);
+    }
+    if (count && lev[entry] != max_level)
+        CORRUPT("%s: entry point %u is not on the top layer", path, entry);
+
+    if ((st = sw__labels_reserve(&ix->mem, &ix->labels, count)) != SW_OK) goto fail;
+    const unsigned char *lab = fl->p + fl->labels->off;
+    for (uint32_t s = 0; s < count; s++) {
+        uint64_t label = get64(lab + 8 * (size_t)s);
+        if (sw__labels_find(&ix->labels, label) != SW__NONE)
+            CORRUPT("%s: label %llu appears twice", path, (unsigned long long)label);
+        sw__labels_put(&ix->labels, label, s);
+        *sw__label_ptr(ix, s) = label;
+    }
+
+    const unsigned char *tb = fl->p + fl->tombs->off;
+    uint64_t seen = 0;
+    for (uint32_t s = 0; s < count; s++)
+        if (tb[s / 8] >> (s % 8) & 1) {
+            *sw__flags_ptr(ix, s) = SW__F_DELETED;
+            seen++;
+        }
+    if (count % 8 && tb[count / 8] >> (count % 8))
+        CORRUPT("%s: tombstone bits set past the last node", path);
+    if (seen != tombs)
+        CORRUPT("%s: %llu tombstones, the header says %llu", path, (unsigned long long)seen,
+                (unsigned long long)tombs);
+    ix->ndeleted = seen;
+
+    for (int l = 1; l <= max_level; l++)
+        if ((st = read_upper(ix, fl, l, count)) != SW_OK) goto fail;
+
+    if (fl->meta && fl->meta->len) {
+        if (!(ix->meta = sw__alloc(&ix->mem, (size_t)fl->meta->len, 1))) {
+            st = sw__fail(SW_ENOMEM, "loading %s: metadata", path);
+            goto fail;
+        }
+        ix->meta_len = (size_t)fl->meta->len;
+        memcpy(ix->meta, fl->p + fl->meta->off, ix->meta_len);
+    }
+    if (!map) sw__recount_indegrees(ix);
+    sw__set_top(ix, count ? entry : SW__NONE, max_level);
+fail:
+    return st;
+}
+
+static sw_status load(const char *path, const sw_allocator *allocator, sw_index **out, bool map,
+                      const char *fn) {
     if (out) *out = NULL;
-    if (!path || !out) return sw__fail(SW_ENULL, "sw_load: %s is NULL", path ? "out" : "path");
+    if (!path || !out) return sw__fail(SW_ENULL, "%s: %s is NULL", fn, path ? "out" : "path");
     if (allocator && (!allocator->alloc || !allocator->free))
         return sw__fail(SW_EINVAL, "allocator has a NULL alloc or free function");
-    pthread_once(&crc_once, crc_init);
 
     sw_status st = SW_OK;
     sw_index *ix = NULL;
-    reader rd = {0}, *r = &rd;
-    r->f = fopen(path, "rb");
-    if (!r->f) return sw__fail(SW_EIO, "cannot open %s: %s", path, strerror(errno));
+    file *fl = NULL;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return sw__fail(SW_EIO, "cannot open %s: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(r->f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = sw__fail(SW_EIO, "%s is not a regular file", path);
-        goto fail;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return sw__fail(SW_EIO, "%s is not a regular file", path);
     }
-    r->left = (uint64_t)sb.st_size;
-
-    char magic[8];
-    r_bytes(r, magic, 8);
-    if (r->short_read || memcmp(magic, SW__MAGIC, 8) != 0)
-        CORRUPT("%s is not a smallworld index (bad magic)", path);
-    uint32_t version = r_u32(r), hbytes = r_u32(r);
-    NEED(r, "the header");
-    r->version = version;
-    if (version < 1 || version > SW__FORMAT_VERSION) {
-        st = sw__fail(SW_EVERSION, "%s has format version %u; this library reads 1..%u", path,
-                      version, SW__FORMAT_VERSION);
-        goto fail;
+    unsigned char h[HEADER_BYTES];
+    ssize_t got = pread(fd, h, sizeof h, 0);
+    if (got < 0) {
+        st = sw__fail(SW_EIO, "reading %s: %s", path, strerror(errno));
+        close(fd);
+        return st;
     }
-    if (hbytes != SW__HEADER_BYTES) CORRUPT("%s: header size %u, expected %u", path, hbytes, SW__HEADER_BYTES);
+    if (got < 12 || memcmp(h, MAGIC, 8) != 0) {
+        close(fd);
+        return sw__fail(SW_ECORRUPT, "%s is not a smallworld index (bad magic)", path);
+    }
+    uint32_t version = get32(h + 8);
+    if (version >= 1 && version < FORMAT_VERSION) {
+        close(fd);
+        if (!map) return sw__load_legacy(path, allocator, out);
+        return sw__fail(SW_EVERSION,
+                        "%s has format version %u, which cannot be mapped; sw_load it and "
+                        "sw_save it again to convert it to version %u",
+                        path, version, FORMAT_VERSION);
+    }
+    if (version != FORMAT_VERSION) {
+        close(fd);
+        return sw__fail(SW_EVERSION, "%s has format version %u; this library reads 1..%u", path,
+                        version, FORMAT_VERSION);
+    }
+    if ((uint64_t)sb.st_size < HEADER_BYTES + FOOTER_BYTES || got < (ssize_t)HEADER_BYTES) {
+        close(fd);
+        return sw__fail(SW_ECORRUPT, "%s: file truncated (%lld bytes)", path, (long long)sb.st_size);
+    }
+    if ((uint64_t)sb.st_size > SIZE_MAX / 2) {
+        close(fd);
+        return sw__fail(SW_ECORRUPT, "%s: too large for this machine", path);
+    }
+    if (sw__crc32c(0, h, 124) != get32(h + 124)) {
+        close(fd);
+        return sw__fail(SW_ECORRUPT, "%s: header checksum mismatch (file damaged)", path);
+    }
 
     sw_options o = sw_options_default();
-    o.dim = r_u32(r);
-    o.metric = (sw_metric)r_u32(r);
-    uint32_t etype = r_u32(r);
-    o.M = r_u32(r);
-    o.M0 = r_u32(r);
-    o.ef_construction = r_u32(r);
-    o.ef_search = r_u32(r);
-    uint32_t flags = r_u32(r);
-    o.seed = r_u64(r);
-    uint64_t rng = r_u64(r);
-    uint64_t count = r_u64(r);
-    uint32_t entry = r_u32(r);
-    int32_t max_level = (int32_t)r_u32(r);
-    uint32_t meta_len = version >= 3 ? r_u32(r) : 0;
-    NEED(r, "the header");
-    if (meta_len > SW_MAX_METADATA || meta_len > r->left)
-        CORRUPT("%s: metadata length %u too large", path, meta_len);
+    uint32_t hbytes = get32(h + 12), required = get32(h + 16), optional = get32(h + 20);
+    o.dim = get32(h + 24);
+    o.metric = (sw_metric)get32(h + 28);
+    uint32_t etype = get32(h + 32);
+    o.M = get32(h + 36);
+    o.M0 = get32(h + 40);
+    o.ef_construction = get32(h + 44);
+    o.ef_search = get32(h + 48);
+    uint32_t flags = get32(h + 52);
+    o.seed = get64(h + 56);
+    uint64_t rng = get64(h + 64), count = get64(h + 72), tombs = get64(h + 80);
+    uint32_t entry = get32(h + 88);
+    int32_t max_level = (int32_t)get32(h + 92);
+    uint32_t rbytes = get32(h + 96), vbytes = get32(h + 100), loff = get32(h + 104);
+    (void)optional; /* nothing defined; a reader may ignore these bits */
+
+    fl = calloc(1, sizeof *fl);
+    if (!fl) {
+        close(fd);
+        return sw__fail(SW_ENOMEM, "loading %s", path);
+    }
+    fl->path = path;
+    if (required) {
+        st = sw__fail(SW_EVERSION, "%s needs features 0x%x that this library does not have", path,
+                      required);
+        goto fail;
+    }
+    if (hbytes != HEADER_BYTES) CORRUPT("%s: header size %u, expected %u", path, hbytes, HEADER_BYTES);
+    if (!all_zero(h + 108, 16)) CORRUPT("%s: reserved header bytes are not zero", path);
     if (etype != 0) CORRUPT("%s: unknown element type %u", path, etype);
-    if (flags > 3) CORRUPT("%s: unknown flags 0x%x", path, flags);
+    if (flags > 3) CORRUPT("%s: unknown build flags 0x%x", path, flags);
     if (o.M0 == 0) CORRUPT("%s: M0 is 0", path);
     if (sw__check_options(&o) != SW_OK) {
         char why[256];
@@ -440,59 +843,53 @@ sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **ou
     o.keep_pruned = flags & 1;
     o.extend_candidates = (flags >> 1) & 1;
     if (count > SW__MAX_SLOTS) CORRUPT("%s: node count %llu too large", path, (unsigned long long)count);
-    /* Each node takes at least label + level + vector + layer-0 degree. */
-    uint64_t min_node = 8 + 1 + (uint64_t)o.dim * 4 + 4;
-    if (count > (r->left < 4 ? 0 : (r->left - 4) / min_node))
-        CORRUPT("%s: %llu nodes cannot fit in the file", path, (unsigned long long)count);
+    if (tombs > count) CORRUPT("%s: %llu tombstones among %llu nodes", path, (unsigned long long)tombs,
+                               (unsigned long long)count);
     if (count == 0 ? (entry != SW__NONE || max_level != -1)
                    : (entry >= count || max_level < 0 || max_level > SW__MAX_LEVEL))
         CORRUPT("%s: bad entry point %u / max level %d", path, entry, max_level);
 
-    st = sw__index_new(&o, allocator, &ix);
-    if (st != SW_OK) goto fail;
-    if (meta_len) {
-        if (!(ix->meta = sw__alloc(&ix->mem, meta_len, 1))) {
-            st = sw__fail(SW_ENOMEM, "loading %s: %u bytes of metadata", path, meta_len);
-            goto fail;
-        }
-        ix->meta_len = meta_len;
-        r_bytes(r, ix->meta, meta_len);
-        NEED(r, "the metadata");
-    }
+    /* Map (or read) the file, check its table and sections. */
+    if ((st = sw__index_new(&o, allocator, &ix)) != SW_OK) goto fail;
+    if (rbytes != ix->rec_bytes || vbytes != ix->vec_bytes || loff != ix->links_off)
+        CORRUPT("%s: record layout %u/%u/%u, expected %zu/%zu/%zu for these parameters", path,
+                rbytes, vbytes, loff, ix->rec_bytes, ix->vec_bytes, ix->links_off);
+    bool serve = map && !HOST_BIG_ENDIAN; /* a big-endian host copies */
+    if ((st = open_file(fl, fd, (uint64_t)sb.st_size, &ix->mem, serve)) != SW_OK) goto fail;
+    close(fd);
+    fd = -1;
+    if ((st = read_table(fl, max_level, serve)) != SW_OK) goto fail;
     ix->rng = rng;
-    sw__set_top(ix, SW__NONE, max_level); /* the entry is set once every node is in */
-    if ((st = sw__labels_reserve(&ix->mem, &ix->labels, count)) != SW_OK) goto fail;
-    /* Storage grows chunk by chunk as nodes arrive, so a file that claims
-     * many nodes but holds few costs only what it holds. */
-    for (uint64_t s = 0; s < count; s++) {
-        if ((st = sw__storage_reserve(ix, s + 1)) != SW_OK) goto fail;
-        if ((st = read_node(ix, r, (uint32_t)s, count, path)) != SW_OK) goto fail;
-    }
-
-    uint32_t crc = r->crc;
-    uint32_t stored = r_u32(r);
-    NEED(r, "the checksum");
-    if (stored != crc) CORRUPT("%s: checksum mismatch (file damaged)", path);
-    if (r->left != 0) CORRUPT("%s: %llu unexpected bytes after the end", path, (unsigned long long)r->left);
-
-    /* Checks that need every node's level. */
-    if (count && sw__level(ix, entry) != max_level)
-        CORRUPT("%s: entry point %u is not on the top layer", path, entry);
-    for (uint32_t s = 0; s < ix->count; s++)
-        for (int l = 1; l <= sw__level(ix, s); l++) {
-            const uint32_t *links = sw__links(ix, s, l);
-            for (uint32_t j = 1; j <= links[0]; j++)
-                if (sw__level(ix, links[j]) < l)
-                    CORRUPT("%s: node %u links on layer %d to a node not on it", path, s, l);
-        }
-    sw__set_top(ix, count ? entry : SW__NONE, max_level);
-    sw__recount_indegrees(ix);
-    fclose(r->f);
+    if ((st = read_body(ix, fl, count, tombs, entry, max_level, serve)) != SW_OK) goto fail;
+    close_file(fl, &ix->mem);
+    ix->readonly = map;
+    free(fl);
     *out = ix;
     return SW_OK;
 
 fail:
-    if (r->f) fclose(r->f);
+    if (fd >= 0) close(fd);
+    if (fl->p) close_file(fl, &ix->mem); /* fl->p is set only once ix exists */
     sw_free(ix);
+    free(fl);
     return st;
+}
+
+sw_status sw_load(const char *path, const sw_allocator *allocator, sw_index **out) {
+    return load(path, allocator, out, false, "sw_load");
+}
+
+sw_status sw_open_mmap(const char *path, const sw_allocator *allocator, sw_index **out) {
+    return load(path, allocator, out, true, "sw_open_mmap");
+}
+
+int sw_is_readonly(const sw_index *ix) { return ix && ix->readonly; }
+
+sw_status sw__verify_mapped(const sw_index *ix) {
+    if (!ix->map) return SW_OK;
+    const unsigned char *p = (const unsigned char *)ix->map + ix->map_nodes_off;
+    /* the records as they are in the file */
+    if (sw__crc32c(0, p, ix->map_nodes_len) != ix->map_nodes_crc)
+        return sw__fail(SW_ECORRUPT, "sw_verify: checksum mismatch in the mapped records (file damaged)");
+    return SW_OK;
 }

@@ -129,6 +129,7 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
     const sw__dist_fn dist = ix->dist;
     const sw__dist4_fn dist4 = ix->dist4;
     const size_t dim = ix->dim;
+    const uint32_t maxdeg = sw__max_degree(ix, layer), lim = sw__link_limit(ix);
     size_t n = 0, nacc = 0;
 
     if (exclude != SW__NONE) sw__visit(c, exclude);
@@ -144,9 +145,11 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
         fl[cur] |= EXPANDED;
         const uint32_t *links = sw__links(ix, pool[cur].id, layer);
         uint32_t deg = SW__LOAD(&links[0]);
+        if (SW__UNLIKELY(deg > maxdeg)) deg = maxdeg; /* see sw__link_limit */
         size_t nf = 0;
         for (uint32_t j = 1; j <= deg; j++) {
             uint32_t nb = SW__LOAD(&links[j]);
+            if (SW__UNLIKELY(nb >= lim)) continue;
             /* the common case inline; nodes newer than the visited array
              * (added since this context was sized) go to the side set */
             if (SW__LIKELY(nb < vcap)) {
@@ -193,16 +196,20 @@ size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q, cons
 void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
     uint32_t ids[SW_MAX_M0];
     const void *vec[SW_MAX_M0];
+    const uint32_t maxdeg = sw__max_degree(ix, layer), lim = sw__link_limit(ix);
     for (;;) {
         const uint32_t *links = sw__links(ix, cur->id, layer);
-        uint32_t deg = SW__LOAD(&links[0]);
+        uint32_t deg = SW__LOAD(&links[0]), n = 0;
+        if (SW__UNLIKELY(deg > maxdeg)) deg = maxdeg;
         bool moved = false;
         for (uint32_t j = 0; j < deg; j++) {
-            ids[j] = SW__LOAD(&links[1 + j]);
-            vec[j] = sw__vec(ix, ids[j]);
-            SW__PREFETCH(vec[j]);
+            ids[n] = SW__LOAD(&links[1 + j]);
+            if (SW__UNLIKELY(ids[n] >= lim)) continue;
+            vec[n] = sw__vec(ix, ids[n]);
+            SW__PREFETCH(vec[n]);
+            n++;
         }
-        for (uint32_t j = 0; j < deg; j++) {
+        for (uint32_t j = 0; j < n; j++) {
             float d = ix->dist(q, vec[j], ix->dim);
             if (d < cur->dist) {
                 cur->dist = d;
@@ -579,6 +586,7 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
     int top;
     uint32_t entry = sw__top(ix, &top);
     bool ok = true;
+    const uint32_t lim = sw__link_limit(ix);
     if (entry != SW__NONE && !(f->has_allow && f->nslots == 0)) {
         sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
         for (int l = top; l > 0; l--) sw__greedy(ix, q, &cur, l);
@@ -593,9 +601,10 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
         for (size_t h = 0; h < queue.n && ok; h++) {
             const uint32_t *links = sw__links0(ix, queue.v[h].id);
             uint32_t deg = SW__LOAD(&links[0]);
+            if (SW__UNLIKELY(deg > ix->M0)) deg = ix->M0;
             for (uint32_t j = 1; j <= deg && ok; j++) {
                 uint32_t nb = SW__LOAD(&links[j]);
-                if (!sw__visit(c, nb)) continue;
+                if (SW__UNLIKELY(nb >= lim) || !sw__visit(c, nb)) continue;
                 sw__cand e = {ix->dist(q, sw__vec(ix, nb), ix->dim), nb};
                 if (e.dist > radius) continue;
                 ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, f, nb) || cbuf_push(ix, &res, e));

@@ -23,14 +23,17 @@
 #include "internal.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 /* ==== Chunks ==== */
 
+/* Side arrays of a chunk: labels (u64), upper-link pointers, in-degrees
+ * (u32), levels (u8), lock bytes, slot states (u8); sw__indeg_ptr assumes
+ * 8-byte pointers. */
+size_t sw__side_bytes(const sw_index *ix) { return sw__chunk_slots(ix) * (8 + 8 + 4 + 1 + 1 + 1); }
+
 static size_t chunk_bytes(const sw_index *ix) {
-    /* records, then labels (u64), upper-link pointers, in-degrees (u32),
-     * levels (u8), lock bytes, slot states (u8); sw__indeg_ptr assumes
-     * 8-byte pointers */
-    return sw__chunk_slots(ix) * (ix->rec_bytes + 8 + 8 + 4 + 1 + 1 + 1);
+    return sw__chunk_slots(ix) * ix->rec_bytes + sw__side_bytes(ix);
 }
 
 static sw_status grow_dir(sw_index *ix) {
@@ -44,7 +47,7 @@ static sw_status grow_dir(sw_index *ix) {
         ix->retired = r;
         ix->retired_cap = rcap;
     }
-    char **d = sw__calloc(&ix->mem, cap * sizeof *d, SW__LINE);
+    sw__chunk *d = sw__calloc(&ix->mem, cap * sizeof *d, SW__LINE);
     if (!d) return sw__fail(SW_ENOMEM, "growing the chunk directory");
     if (ix->nchunks) memcpy(d, ix->dir, ix->nchunks * sizeof *d);
     if (ix->dir) ix->retired[ix->retired_n++] = ix->dir;
@@ -65,9 +68,29 @@ sw_status sw__storage_reserve(sw_index *ix, size_t n) {
         /* Only the side arrays need zeroing: a record is written in full
          * before its slot is counted. */
         size_t recs = sw__chunk_slots(ix) * ix->rec_bytes;
-        memset(c + recs, 0, chunk_bytes(ix) - recs);
-        SW__STORE(&ix->dir[ix->nchunks], c);
+        memset(c + recs, 0, sw__side_bytes(ix));
+        ix->dir[ix->nchunks].side = c + recs;
+        SW__STORE(&ix->dir[ix->nchunks].rec, c);
         SW__STORE(&ix->nchunks, ix->nchunks + 1);
+    }
+    return SW_OK;
+}
+
+sw_status sw__storage_map(sw_index *ix, void *map, size_t len, size_t off, uint32_t n) {
+    ix->map = map;
+    ix->map_len = len;
+    ix->map_nodes_off = off;
+    size_t per = sw__chunk_slots(ix), chunks = (n + per - 1) / per;
+    while (ix->dir_cap < chunks) {
+        sw_status st = grow_dir(ix);
+        if (st != SW_OK) return st;
+    }
+    for (size_t i = 0; i < chunks; i++) {
+        char *side = sw__calloc(&ix->mem, sw__side_bytes(ix), SW__LINE);
+        if (!side) return sw__fail(SW_ENOMEM, "allocating %zu bytes for a mapped chunk", sw__side_bytes(ix));
+        ix->dir[i].rec = (char *)map + off + i * per * ix->rec_bytes;
+        ix->dir[i].side = side;
+        ix->nchunks = i + 1;
     }
     return SW_OK;
 }
@@ -77,15 +100,22 @@ void sw__storage_free(sw_index *ix) {
         int l = sw__level(ix, s);
         if (l > 0) sw__upper_free(ix, *sw__upper_ptr(ix, s), l);
     }
-    for (size_t i = 0; i < ix->nchunks; i++) sw__free(&ix->mem, ix->dir[i], chunk_bytes(ix));
+    for (size_t i = 0; i < ix->nchunks; i++) {
+        if (ix->map) /* records in the mapping, side arrays apart */
+            sw__free(&ix->mem, ix->dir[i].side, sw__side_bytes(ix));
+        else
+            sw__free(&ix->mem, ix->dir[i].rec, chunk_bytes(ix));
+    }
     sw__free(&ix->mem, ix->dir, ix->dir_cap * sizeof *ix->dir);
     /* Each retired directory had half the capacity of its successor. */
     size_t cap = ix->dir_cap;
     for (size_t i = ix->retired_n; i-- > 0;) {
         cap /= 2;
-        sw__free(&ix->mem, ix->retired[i], cap * sizeof(char *));
+        sw__free(&ix->mem, ix->retired[i], cap * sizeof(sw__chunk));
     }
     sw__free(&ix->mem, ix->retired, ix->retired_cap * sizeof(void *));
+    if (ix->map) munmap(ix->map, ix->map_len);
+    ix->map = NULL;
     ix->dir = NULL;
     ix->nchunks = ix->dir_cap = ix->retired_n = ix->retired_cap = 0;
 }
