@@ -7,6 +7,9 @@
 #   make test CTEST_ARGS="-R unit"               pass arguments to ctest
 #   make test-arm64      cross-build for arm64 and run the kernel and recall
 #                        tests under qemu (gcc-aarch64-linux-gnu, qemu-user)
+#   make test-s390x      cross-build for s390x, a big-endian machine, and run
+#                        the file-format tests under qemu (they read files
+#                        written on x86; gcc-s390x-linux-gnu, qemu-user)
 #   make fuzz            build the loader's libFuzzer target (clang) and run
 #                        it on tests/fuzz/corpus for FUZZ_SECONDS (default
 #                        600); new finds go to build-fuzz/new, and
@@ -26,7 +29,7 @@ endif
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all test demo install clean configure test-arm64 fuzz fuzz-merge
+.PHONY: all test demo install clean configure test-arm64 test-s390x fuzz fuzz-merge
 
 all: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -53,6 +56,14 @@ test-arm64:
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall_generated
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall_bigann
 
+S390X_TESTS ?= golden mmap_ persist_ crafted corrupt crc32c
+test-s390x:
+	cmake -S . -B build-s390x -DCMAKE_TOOLCHAIN_FILE=cmake/s390x-linux-gnu.cmake \
+	  -DCMAKE_BUILD_TYPE=Release -DSW_BUILD_BENCH=OFF >/dev/null
+	cmake --build build-s390x -j $(JOBS) --target sw_tests
+	for t in $(S390X_TESTS); do \
+	  qemu-s390x -L /usr/s390x-linux-gnu build-s390x/tests/sw_tests $$t || exit 1; done
+
 FUZZ_SECONDS ?= 600
 FUZZ_CC ?= clang
 build-fuzz/fuzz_load: tests/fuzz/fuzz_load.c src/*.c src/*.h src/simd/*.c src/simd/*.h include/smallworld.h
@@ -69,4 +80,4 @@ fuzz-merge: build-fuzz/fuzz_load
 	./build-fuzz/fuzz_load -merge=1 tests/fuzz/corpus build-fuzz/new
 
 clean:
-	rm -rf build build-address build-undefined build-thread build-arm64 build-fuzz
+	rm -rf build build-address build-undefined build-thread build-arm64 build-s390x build-fuzz

@@ -157,6 +157,16 @@ SW__HIDDEN sw_status sw__labels_reserve(sw__mem *m, sw__labelmap *lm, size_t ext
 /* Insert a label known to be absent; room must have been reserved. */
 SW__HIDDEN void sw__labels_put(sw__labelmap *lm, uint64_t label, uint32_t slot);
 SW__HIDDEN void sw__labels_remove(sw__labelmap *lm, uint64_t label);
+/* Insert the n labels at le_labels (little-endian u64s, as in a file)
+ * for slots 0..n-1 until one repeats: returns that slot, or SIZE_MAX when
+ * all were new.  The map must be empty with room reserved. */
+SW__HIDDEN size_t sw__labels_put_all(sw__labelmap *lm, const unsigned char *le_labels,
+                                     uint32_t n);
+static inline uint64_t sw__get64le(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
 SW__HIDDEN void sw__labels_free(sw__mem *m, sw__labelmap *lm);
 
 /* ==== Search scratch (storage.c) ==== */

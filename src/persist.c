@@ -708,13 +708,10 @@ static sw_status read_body(sw_index *ix, file *fl, uint64_t count64, uint64_t to
 
     if ((st = sw__labels_reserve(&ix->mem, &ix->labels, count)) != SW_OK) goto fail;
     const unsigned char *lab = fl->p + fl->labels->off;
-    for (uint32_t s = 0; s < count; s++) {
-        uint64_t label = get64(lab + 8 * (size_t)s);
-        if (sw__labels_find(&ix->labels, label) != SW__NONE)
-            CORRUPT("%s: label %llu appears twice", path, (unsigned long long)label);
-        sw__labels_put(&ix->labels, label, s);
-        *sw__label_ptr(ix, s) = label;
-    }
+    size_t dup = sw__labels_put_all(&ix->labels, lab, count);
+    if (dup != SIZE_MAX)
+        CORRUPT("%s: label %llu appears twice", path, (unsigned long long)get64(lab + 8 * dup));
+    for (uint32_t s = 0; s < count; s++) *sw__label_ptr(ix, s) = get64(lab + 8 * (size_t)s);
 
     const unsigned char *tb = fl->p + fl->tombs->off;
     uint64_t seen = 0;

@@ -29,9 +29,9 @@ from typing import Any, Callable, Optional, Tuple, Union
 import numpy as np
 
 from . import _core
-from ._core import CorruptIndexError
+from ._core import CorruptIndexError, ReadOnlyIndexError
 
-__all__ = ["Index", "CorruptIndexError", "NO_LABEL", "METRICS", "__version__", "simd"]
+__all__ = ["Index", "CorruptIndexError", "ReadOnlyIndexError", "NO_LABEL", "METRICS", "__version__", "simd"]
 
 __version__: str = _core.version
 #: The distance kernels in use on this CPU ("avx512", "avx2", "neon", ...).
@@ -180,14 +180,19 @@ class Index:
         """Load an index written by :meth:`save`.
 
         Raises OSError when the file cannot be read and CorruptIndexError
-        when it is not a valid index.  ``mmap=True`` (serving the file
-        without copying it) comes with the file-format work and raises
-        NotImplementedError until then.
+        when it is not a valid index.
+
+        ``mmap=True`` serves the file read-only without copying it: the
+        vectors and layer-0 links stay in a memory mapping and are paged in
+        as searches touch them, so a large index opens in milliseconds and
+        several processes share one copy in the page cache.  Searches,
+        ``get``, ``labels``, ``stats``, ``verify`` and ``save`` work; any
+        change raises ReadOnlyIndexError.  The records' contents are
+        checked by ``verify()`` rather than at open.  Files saved before
+        smallworld 0.3 cannot be mapped: load and save them once.
         """
-        if mmap:
-            raise NotImplementedError("memory-mapped loading is not available yet; use mmap=False")
         self = cls.__new__(cls)
-        self._ix = _core.load(os.fspath(path))
+        self._ix = _core.load(os.fspath(path), bool(mmap))
         self._lock = threading.Lock()
         self._meta = _read_meta(self._ix.get_metadata())
         self._next_label = self._meta.get("next_label", 0)
@@ -200,9 +205,15 @@ class Index:
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Write the index to ``path`` atomically (a temporary file beside it,
         flushed, then renamed over it)."""
-        self._meta["next_label"] = self._next_label
-        self._ix.set_metadata(_META_TAG + json.dumps(self._meta).encode())
+        if not self._ix.readonly:  # a mapped index keeps the metadata it has
+            self._meta["next_label"] = self._next_label
+            self._ix.set_metadata(_META_TAG + json.dumps(self._meta).encode())
         self._ix.save(os.fspath(path))
+
+    @property
+    def readonly(self) -> bool:
+        """True for an index served from a file (``load(path, mmap=True)``)."""
+        return self._ix.readonly
 
     # ---- adding ----
 

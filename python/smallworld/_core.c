@@ -28,7 +28,8 @@
  * Errors: a library status becomes an exception carrying sw_last_error()'s
  * message: ValueError for bad arguments, KeyError for an unknown label,
  * MemoryError, OSError for file errors, CorruptIndexError (a ValueError)
- * for a damaged or unsupported file.
+ * for a damaged or unsupported file, ReadOnlyIndexError (a PermissionError)
+ * for a change to an index served from a mapped file.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -46,6 +47,7 @@ static PyObject *Py_NewRef(PyObject *o) {
 #endif
 
 static PyObject *CorruptIndexError;
+static PyObject *ReadOnlyIndexError;
 
 typedef struct {
     PyObject_HEAD
@@ -70,6 +72,7 @@ static PyObject *raise_status(sw_status st) {
     case SW_ECORRUPT:
     case SW_EVERSION: type = CorruptIndexError; break;
     case SW_EFULL: type = PyExc_OverflowError; break;
+    case SW_EREADONLY: type = ReadOnlyIndexError; break;
     default: type = PyExc_ValueError; break;
     }
     const char *msg = sw_last_error();
@@ -210,11 +213,13 @@ static PyTypeObject IndexType;
 
 static PyObject *core_load(PyObject *mod, PyObject *args) {
     PyObject *pathobj;
-    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &pathobj)) return NULL;
+    int map = 0;
+    if (!PyArg_ParseTuple(args, "O&|p", PyUnicode_FSConverter, &pathobj, &map)) return NULL;
     sw_index *ix = NULL;
     sw_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = sw_load(PyBytes_AS_STRING(pathobj), NULL, &ix);
+    st = map ? sw_open_mmap(PyBytes_AS_STRING(pathobj), NULL, &ix)
+             : sw_load(PyBytes_AS_STRING(pathobj), NULL, &ix);
     Py_END_ALLOW_THREADS
     Py_DECREF(pathobj);
     if (st != SW_OK) return raise_status(st);
@@ -671,6 +676,9 @@ static PyObject *Index_set_ef(IndexObject *self, PyObject *args) {
 }
 
 static PyObject *Index_closed(IndexObject *self, void *unused) { return PyBool_FromLong(!self->ix); }
+static PyObject *Index_readonly(IndexObject *self, void *unused) {
+    return PyBool_FromLong(self->ix && sw_is_readonly(self->ix));
+}
 
 static PyMethodDef Index_methods[] = {
     {"close", (PyCFunction)Index_close, METH_NOARGS, "Free the index now."},
@@ -699,6 +707,7 @@ static PyMethodDef Index_methods[] = {
 
 static PyGetSetDef Index_getset[] = {
     {"closed", (getter)Index_closed, NULL, "True once close() has run", NULL},
+    {"readonly", (getter)Index_readonly, NULL, "True for an index opened with mmap=True", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -714,7 +723,7 @@ static PyTypeObject IndexType = {
 };
 
 static PyMethodDef core_methods[] = {
-    {"load", core_load, METH_VARARGS, "load(path) -> Index"},
+    {"load", core_load, METH_VARARGS, "load(path, mmap=False) -> Index"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -734,9 +743,14 @@ PyMODINIT_FUNC PyInit__core(void) {
         "The file is not a valid smallworld index: damaged, truncated or from an unsupported "
         "version.",
         PyExc_ValueError, NULL);
+    ReadOnlyIndexError = PyErr_NewExceptionWithDoc(
+        "smallworld.ReadOnlyIndexError",
+        "The index serves a file read-only (opened with mmap=True): it cannot be changed.",
+        PyExc_PermissionError, NULL);
     Py_INCREF(&IndexType);
-    if (!CorruptIndexError || PyModule_AddObject(m, "Index", (PyObject *)&IndexType) < 0 ||
+    if (!CorruptIndexError || !ReadOnlyIndexError || PyModule_AddObject(m, "Index", (PyObject *)&IndexType) < 0 ||
         PyModule_AddObject(m, "CorruptIndexError", Py_NewRef(CorruptIndexError)) < 0 ||
+        PyModule_AddObject(m, "ReadOnlyIndexError", Py_NewRef(ReadOnlyIndexError)) < 0 ||
         PyModule_AddStringConstant(m, "version", sw_version()) < 0 ||
         PyModule_AddStringConstant(m, "simd", sw_simd_name()) < 0 ||
         PyModule_AddObject(m, "NO_LABEL", PyLong_FromUnsignedLongLong(SW_NO_LABEL)) < 0 ||

@@ -855,8 +855,10 @@ def test_load_errors(tmp_path):
     with pytest.raises(CorruptIndexError):
         Index.load(empty)
     assert issubclass(CorruptIndexError, ValueError)
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(CorruptIndexError):
         Index.load(garbage, mmap=True)
+    with pytest.raises(OSError):
+        Index.load(tmp_path / "missing.sw", mmap=True)
     ix, x = build(n=300, dim=8, seed=25)
     with pytest.raises(OSError):
         ix.save(tmp_path / "no" / "such" / "dir" / "index.sw")
@@ -1182,3 +1184,47 @@ def test_search_during_save_and_labels_does_not_hang():
     ts[0].join(timeout=120)
     assert not any(t.is_alive() for t in ts) and not errors
     assert len(ix) == 1500 and ix.verify()
+
+
+def test_mmap_serves_the_file_read_only(tmp_path):
+    ix, x = build(n=1500, dim=12, seed=41)
+    ix.mark_deleted([3, 4])
+    ix.delete([10])
+    path = tmp_path / "served.sw"
+    ix.save(path)
+    loaded = Index.load(path)
+    mapped = Index.load(path, mmap=True)
+    assert mapped.readonly and not loaded.readonly and not ix.readonly
+    q = make_vectors(40, 12, seed=42)
+    la, da = loaded.search(q, k=10, ef=64)
+    lb, db = mapped.search(q, k=10, ef=64, threads=2)
+    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(da, db)
+    fa, _ = loaded.search(q, k=5, filter=lambda label: label % 3 == 0)
+    fb, _ = mapped.search(q, k=5, filter=lambda label: label % 3 == 0)
+    np.testing.assert_array_equal(fa, fb)
+    assert len(mapped) == len(loaded) == 1500 - 3
+    assert mapped.is_deleted(3) and 10 not in mapped and 11 in mapped
+    np.testing.assert_array_equal(mapped.get([0, 5, 1499]), loaded.get([0, 5, 1499]))
+    np.testing.assert_array_equal(np.sort(mapped.labels()), np.sort(loaded.labels()))
+    assert mapped.verify()
+    assert mapped.stats()["count"] == loaded.stats()["count"]
+    # every change is refused, and the index stays as it was
+    from smallworld import ReadOnlyIndexError
+    assert issubclass(ReadOnlyIndexError, PermissionError)
+    for change in (lambda: mapped.add(x[:2]), lambda: mapped.add(x[:1], [7]),
+                   lambda: mapped.delete([1]), lambda: mapped.mark_deleted([1]),
+                   lambda: mapped.unmark_deleted([3]), lambda: mapped.compact()):
+        with pytest.raises(ReadOnlyIndexError, match="read-only"):
+            change()
+    lc, dc = mapped.search(q, k=10, ef=64)
+    np.testing.assert_array_equal(la, lc)
+    # saving a mapped index writes what the loaded copy writes
+    mapped.save(tmp_path / "a.sw")
+    loaded.save(tmp_path / "b.sw")
+    assert (tmp_path / "a.sw").read_bytes() == (tmp_path / "b.sw").read_bytes()
+    # default labels continue after a mapped index's save and a plain load
+    again = Index.load(tmp_path / "a.sw")
+    assert again.add(x[:1])[0] == 1500
+    mapped.close()
+    loaded.close()

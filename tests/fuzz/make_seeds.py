@@ -3,9 +3,15 @@
 
 Small valid index files of every shape the loader must accept: each
 metric, empty, one vector, tombstones, slots freed by deletion, metadata,
-several layers (M 2), and the same files rewritten as format versions 1
-and 2.  The fuzzer mutates these; what it finds is merged in beside them
-(`make fuzz`).  Run with the package importable (PYTHONPATH=build/python).
+several layers (M 2), written by the library as it is (seed-v4-*).  The
+fuzzer mutates these; what it finds is merged in beside them (`make fuzz`).
+Run with the package importable (PYTHONPATH=build/python).
+
+The seed-legacy-* files are the same shapes in format versions 1 to 3:
+this script wrote them with smallworld 0.2.0 (which wrote version 3, and
+rewrote the files without metadata as versions 1 and 2 by dropping the
+metadata length field).  No library writes those versions any more, so
+they are kept as they are rather than generated.
 """
 import os
 import sys
@@ -18,27 +24,6 @@ import smallworld
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
 
-def crc32c(data: bytes) -> int:
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-        table.append(c)
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def older(raw: bytes, version: int) -> bytes:
-    """The same index as format version 1 or 2 (no metadata block; version
-    1 has no tombstone bit, so only files without tombstones qualify)."""
-    assert raw[80:84] == b"\0\0\0\0", "metadata present"
-    body = raw[:8] + version.to_bytes(4, "little") + raw[12:80] + raw[84:-4]
-    return body + crc32c(body).to_bytes(4, "little")
-
-
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(7)
@@ -46,8 +31,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         def save(name, ix):
             path = os.path.join(d, name)
-            ix.save(path)
-            ix._ix.set_metadata(b"")  # keep the older-version rewrites possible
+            ix.save(path)  # with the package's metadata
+            ix._ix.set_metadata(b"")
             ix._ix.save(path + ".bare")
             seeds[name] = open(path, "rb").read()
             seeds[name + "-bare"] = open(path + ".bare", "rb").read()
@@ -71,13 +56,8 @@ def main() -> None:
         freed.add(rng.standard_normal((30, 4)).astype(np.float32))
         freed.delete([2, 3, 4])
         save("deleted", freed)
-    for name in list(seeds):
-        if name.endswith("-bare") and "tombstones" not in name:
-            seeds[name.replace("-bare", "-v1")] = older(seeds[name], 1)
-        if name.endswith("-bare"):
-            seeds[name.replace("-bare", "-v2")] = older(seeds[name], 2)
     for name, raw in seeds.items():
-        with open(os.path.join(OUT, "seed-" + name), "wb") as f:
+        with open(os.path.join(OUT, "seed-v4-" + name), "wb") as f:
             f.write(raw)
     print(f"{len(seeds)} seeds in {OUT}", file=sys.stderr)
 
