@@ -449,7 +449,7 @@ TEST(mmap_damaged_record_is_contained_and_verify_finds_it)
 
         CHECK_OK(sw_search(ix, data + q * dim, dim, 10, NULL, labels, dists, &found));
         CHECK(found <= 10);
-        CHECK_OK(sw_search_range(ix, data + q * dim, dim, 1e30f, 50, NULL, labels, NULL, &found));
+        CHECK_OK(sw_search_range(ix, data + q * dim, dim, 1e30f, 10, NULL, labels, NULL, &found));
     }
     {
         sw_stats st;
