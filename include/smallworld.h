@@ -593,7 +593,7 @@ SW_API sw_status sw_load(const char *path, const sw_allocator *allocator, sw_ind
  * Everything of the file but the records' contents is checked as sw_load
  * checks it; a damaged record can give wrong results but never a read
  * outside the mapping, and sw_verify() checks the records too (reading
- * the whole file).  Searches, sw_get, sw_list_labels, stats and sw_save
+ * the whole file), as sw_save() of a mapped index does before writing.  Searches, sw_get, sw_list_labels, stats and sw_save
  * work; every call that would change the index fails with SW_EREADONLY.
  * The file must not be truncated or rewritten in place while it is served
  * (sw_save replaces files by rename, which a mapping survives).  On a

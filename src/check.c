@@ -222,7 +222,7 @@ sw_status sw_verify(const sw_index *ix) {
     if (!ix) return sw__fail(SW_ENULL, "sw_verify: index is NULL");
     sw_index *mix = (sw_index *)ix;
     char why[256];
-    sw_status st = sw__verify_mapped(ix);
+    sw_status st = sw__verify_mapped(ix, "sw_verify");
     if (st != SW_OK) return st;
     pthread_rwlock_wrlock(&mix->save_lock);
     /* Where inserts may give up a last in-link (inner product, insert.c),

@@ -414,8 +414,10 @@ SW__HIDDEN size_t sw__side_bytes(const sw_index *ix);
  * bytes, which the index then owns and unmaps): the chunk directory points
  * into the mapping, side arrays are allocated zeroed. */
 SW__HIDDEN sw_status sw__storage_map(sw_index *ix, void *map, size_t len, size_t off, uint32_t n);
-/* sw_verify's extra check of a mapped index: the NODES checksum. */
-SW__HIDDEN sw_status sw__verify_mapped(const sw_index *ix);
+/* sw_verify's (and sw_save's) extra check of a mapped index: the NODES
+ * checksum and every record as sw_load checks it; `fn` names the caller
+ * in the message. */
+SW__HIDDEN sw_status sw__verify_mapped(const sw_index *ix, const char *fn);
 /* Make sure slots [0, n) exist.  Never moves existing chunks. */
 SW__HIDDEN sw_status sw__storage_reserve(sw_index *ix, size_t n);
 SW__HIDDEN void sw__storage_free(sw_index *ix);

@@ -45,11 +45,13 @@
  *                       ascending order, u32 degree d <= M, then d x u32
  *                       node numbers, each of level >= l
  *   type 6  NODES       N records of R bytes: the vector (dim x f32) at 0,
- *                       zero to the link offset, u32 degree d <= M0, M0 x
- *                       u32 (d node numbers, then zeros), zero to R.  R is
- *                       a multiple of 64 and the section starts on a
- *                       multiple of 64, so a mapping of the file holds
- *                       every record on its own cache lines
+ *                       padding to the link offset, u32 degree d <= M0,
+ *                       M0 x u32 (d node numbers, then unused), padding to
+ *                       R; padding and unused words are written as zeros
+ *                       and ignored when read.  R is a multiple of 64 and
+ *                       the section starts on a multiple of 64, so a
+ *                       mapping of the file holds every record on its own
+ *                       cache lines
  * Links never point to their own node or twice to one node.
  *
  * Section table, right after the last section: one 32-byte entry each:
@@ -86,7 +88,8 @@
  * index on a cold disk).  Searches of a mapped index clamp each layer-0
  * degree to M0 and skip ids past the last node, so a damaged record can
  * give wrong answers but never a read outside the mapping; sw_verify
- * checks the section's checksum and every list.  As with any mapping,
+ * checks the section's checksum and every record, and so does sw_save of
+ * a mapped index before it copies the records into a new file.  As with any mapping,
  * truncating the file underneath a serving process is fatal to it
  * (SIGBUS); sw_save replaces files by rename, which a mapping survives.
  *
@@ -379,6 +382,14 @@ sw_status sw_save(const sw_index *ix, const char *path) {
     if (!w->f) {
         st = sw__fail(SW_EIO, "fdopen %s: %s", tmp, strerror(errno));
         close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    /* A mapped index's records were not checked at open (see the top):
+     * check them before copying them into a new file, which would
+     * otherwise carry the damage on, or overrun `rec` on a bad degree. */
+    if ((st = sw__verify_mapped(ix, "sw_save")) != SW_OK) {
+        fclose(w->f);
         unlink(tmp);
         goto out;
     }
@@ -882,11 +893,21 @@ sw_status sw_open_mmap(const char *path, const sw_allocator *allocator, sw_index
 
 int sw_is_readonly(const sw_index *ix) { return ix && ix->readonly; }
 
-sw_status sw__verify_mapped(const sw_index *ix) {
+/* What a mapped open left unchecked: the records' checksum, then each
+ * record as sw_load checks it (a record can be wrong under a right
+ * checksum only if written so on purpose). */
+sw_status sw__verify_mapped(const sw_index *ix, const char *fn) {
     if (!ix->map) return SW_OK;
     const unsigned char *p = (const unsigned char *)ix->map + ix->map_nodes_off;
-    /* the records as they are in the file */
     if (sw__crc32c(0, p, ix->map_nodes_len) != ix->map_nodes_crc)
-        return sw__fail(SW_ECORRUPT, "sw_verify: checksum mismatch in the mapped records (file damaged)");
-    return SW_OK;
+        return sw__fail(SW_ECORRUPT, "%s: checksum mismatch in the mapped records (file damaged)", fn);
+    uint32_t *stamp = calloc(ix->count ? ix->count : 1, sizeof *stamp);
+    if (!stamp) return sw__fail(SW_ENOMEM, "%s: checking the mapped records", fn);
+    char why[160];
+    sw_status st = SW_OK;
+    for (uint32_t s = 0; s < ix->count && st == SW_OK; s++)
+        if (!check_record(ix, s, ix->count, stamp, why, sizeof why))
+            st = sw__fail(SW_ECORRUPT, "%s: mapped record: %s", fn, why);
+    free(stamp);
+    return st;
 }

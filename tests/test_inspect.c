@@ -1,6 +1,6 @@
 /*
  * test_inspect.c — listing labels, graph statistics, the public invariant
- * check, and the application's metadata blob (saved in format version 3).
+ * check, and the application's metadata blob (a section of format 4).
  *
  * These calls report on the index rather than change it, so a broken one
  * does not show as a wrong search result; it shows as a list that is one
@@ -13,8 +13,9 @@
  *     returned slot numbers, or truncated labels to 32 bits, cannot pass),
  *     and, for a fresh index built by sw_add in order, against the order of
  *     the adds (the header promises slot order);
- *   - sw_get_stats against the saved file: the file holds every link list,
- *     so walking it gives the nodes, edges and degree range of every layer,
+ *   - sw_get_stats against the saved file: the file holds every link list
+ *     (layer 0 in the records, each upper layer in a section of its own),
+ *     so walking it (with testutil's own format 4 parser) gives the nodes, edges and degree range of every layer,
  *     the tombstones and the entry point, and the two must agree exactly;
  *     plus the bounds the parameters put on degrees (M0 on layer 0, M above);
  *   - sw_verify must say SW_OK on every index the library itself produced
@@ -23,11 +24,12 @@
  *     node whose every in-link has been cut, so that no search reaches it;
  *   - metadata bytes against the bytes set, through cap-limited copies,
  *     errors that must keep the old bytes, an injected allocation failure,
- *     sw_save / sw_load (empty, small, and SW_MAX_METADATA bytes), and the
- *     documented file layout (version 3 at offset 8, length at 80, bytes
- *     from 84); a length field patched to a huge or a merely wrong value
- *     must be refused with SW_ECORRUPT, without a leak or a huge allocation,
- *     and a version 2 file (no metadata field) must load with none.
+ *     sw_save / sw_load / sw_open_mmap (empty, small, and SW_MAX_METADATA
+ *     bytes), and the documented file layout (an optional META section,
+ *     its length in the section table); a length patched to a huge or a
+ *     wrong value must be refused with SW_ECORRUPT, without a leak or a
+ *     huge allocation, and a version 2 file (tests/data/golden_v2.swi, no
+ *     metadata field) must load with none.
  *
  * Sizes are small (2,000 vectors of dimension 16 at most) because the suite
  * also runs under the sanitizers.
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "golden.h"
 #include "sw_test.h"
 #include "testutil.h"
 
@@ -177,16 +180,6 @@ static uint64_t *list_all_at(const sw_index *ix, int tombstoned, size_t *n, cons
 
 /* ---- the file, read by the documented layout (src/persist.c) ------------ */
 
-enum {
-    OFF_VERSION = 8,
-    OFF_DIM = 16,
-    OFF_COUNT = 64,
-    OFF_ENTRY = 72,
-    OFF_MAXLEVEL = 76,
-    OFF_META_LEN = 80,
-    OFF_META = 84
-};
-
 /* What the file says about the graph, in the shape of sw_stats. */
 typedef struct file_stats {
     sw_stats st;     /* count, deleted, layers, entry_label, layer[] */
@@ -194,84 +187,100 @@ typedef struct file_stats {
     uint32_t meta_len;
 } file_stats;
 
-/* Walk a version 3 file; 0 on success, else -1 with the reason in why. */
+static void layer_add(sw_layer_stats *ls, uint32_t d)
+{
+    ls->nodes++;
+    ls->edges += d;
+    if (d < ls->min_degree)
+        ls->min_degree = d;
+    if (d > ls->max_degree)
+        ls->max_degree = d;
+}
+
+/* Walk a format 4 file (tu_v4_parse, then every section the graph is in);
+ * 0 on success, else -1 with the reason in why. */
 static int file_walk(const unsigned char *f, size_t len, file_stats *fs, char *why, size_t whylen)
 {
-    size_t off;
-    uint32_t dim, entry;
-    int32_t max_level;
+    tu_v4 *v = malloc(sizeof *v);
+    const tu_v4_section *labels, *levels, *tombs, *nodes, *meta;
+    uint64_t at[SW_MAX_LAYERS] = {0}, end[SW_MAX_LAYERS] = {0}; /* each layer's walk */
+    int rc = -1;
 
     memset(fs, 0, sizeof *fs);
-    if (len < OFF_META + 4 || memcmp(f, "SWALLIDX", 8) != 0) {
-        snprintf(why, whylen, "no magic or shorter than a header");
+    if (v == NULL) {
+        snprintf(why, whylen, "out of memory");
         return -1;
     }
-    if (tu_get_u32(f + OFF_VERSION) != 3) {
-        snprintf(why, whylen, "format version %u, want 3", tu_get_u32(f + OFF_VERSION));
-        return -1;
+    if (tu_v4_parse(f, len, v, why, whylen) != 0)
+        goto out;
+    labels = tu_v4_find(v, TU_SEC_LABELS, 0);
+    levels = tu_v4_find(v, TU_SEC_LEVELS, 0);
+    tombs = tu_v4_find(v, TU_SEC_TOMBSTONES, 0);
+    nodes = tu_v4_find(v, TU_SEC_NODES, 0);
+    meta = tu_v4_find(v, TU_SEC_META, 0);
+    if (!labels || !levels || !tombs || !nodes || v->max_level < -1 ||
+        v->max_level >= (int32_t)SW_MAX_LAYERS || labels->len != 8 * v->count ||
+        levels->len != v->count || tombs->len != (v->count + 7) / 8 ||
+        nodes->len != v->count * v->rec_bytes || v->links_off + 4 > v->rec_bytes) {
+        snprintf(why, whylen, "a section missing or of the wrong size, or max level %d",
+                 v->max_level);
+        goto out;
     }
-    dim = tu_get_u32(f + OFF_DIM);
-    fs->nodes = tu_get_u64(f + OFF_COUNT);
-    entry = tu_get_u32(f + OFF_ENTRY);
-    max_level = (int32_t)tu_get_u32(f + OFF_MAXLEVEL);
-    fs->meta_len = tu_get_u32(f + OFF_META_LEN);
-    if (max_level < -1 || max_level >= (int32_t)SW_MAX_LAYERS || fs->meta_len > len) {
-        snprintf(why, whylen, "max level %d, metadata length %u", max_level, fs->meta_len);
-        return -1;
-    }
-    fs->st.layers = (uint32_t)(max_level + 1);
+    fs->nodes = v->count;
+    fs->meta_len = meta ? (uint32_t)meta->len : 0;
+    fs->st.layers = (uint32_t)(v->max_level + 1);
     fs->st.entry_label = SW_NO_LABEL;
+    for (int32_t l = 1; l <= v->max_level; l++) {
+        const tu_v4_section *s = tu_v4_find(v, TU_SEC_UPPER, (uint32_t)l);
+        if (s == NULL) {
+            snprintf(why, whylen, "no section for layer %d", l);
+            goto out;
+        }
+        at[l] = s->off;
+        end[l] = s->off + s->len;
+    }
     for (uint32_t l = 0; l < fs->st.layers; l++)
         fs->st.layer[l].min_degree = UINT32_MAX;
-    off = OFF_META + fs->meta_len;
-    for (uint64_t i = 0; i < fs->nodes; i++) {
-        int lv, tomb;
+    for (uint64_t i = 0; i < v->count; i++) {
+        int lv = f[levels->off + i];
 
-        if (off + 9 + (size_t)dim * 4 > len) {
-            snprintf(why, whylen, "node %llu runs past the end", (unsigned long long)i);
-            return -1;
-        }
-        if (i == entry)
-            fs->st.entry_label = tu_get_u64(f + off);
-        lv = f[off + 8] & 0x7f;
-        tomb = (f[off + 8] & 0x80) != 0;
-        if (lv > max_level) {
+        if (i == v->entry)
+            fs->st.entry_label = tu_get_u64(f + labels->off + 8 * i);
+        if (lv > v->max_level) {
             snprintf(why, whylen, "node %llu level %d above %d", (unsigned long long)i, lv,
-                     max_level);
-            return -1;
+                     v->max_level);
+            goto out;
         }
-        if (tomb)
+        if ((f[tombs->off + i / 8] >> (i % 8)) & 1)
             fs->st.deleted++;
         else
             fs->st.count++;
-        off += 9 + (size_t)dim * 4;
-        for (int l = 0; l <= lv; l++) {
+        layer_add(&fs->st.layer[0], tu_get_u32(f + nodes->off + i * v->rec_bytes + v->links_off));
+        for (int l = 1; l <= lv; l++) {
             uint32_t d;
-            sw_layer_stats *ls = &fs->st.layer[l];
 
-            if (off + 4 > len) {
-                snprintf(why, whylen, "node %llu layer %d runs past the end",
+            if (at[l] + 4 > end[l] || (d = tu_get_u32(f + at[l]), at[l] + 4 + 4 * (uint64_t)d > end[l])) {
+                snprintf(why, whylen, "node %llu runs past the section of layer %d",
                          (unsigned long long)i, l);
-                return -1;
+                goto out;
             }
-            d = tu_get_u32(f + off);
-            ls->nodes++;
-            ls->edges += d;
-            if (d < ls->min_degree)
-                ls->min_degree = d;
-            if (d > ls->max_degree)
-                ls->max_degree = d;
-            off += 4 + (size_t)d * 4;
+            layer_add(&fs->st.layer[l], d);
+            at[l] += 4 + 4 * (uint64_t)d;
         }
     }
-    if (off + 4 != len) {
-        snprintf(why, whylen, "records end at %zu, file is %zu bytes", off, len);
-        return -1;
-    }
+    for (int32_t l = 1; l <= v->max_level; l++)
+        if (at[l] != end[l]) {
+            snprintf(why, whylen, "the lists of layer %d end at %llu, the section at %llu", l,
+                     (unsigned long long)at[l], (unsigned long long)end[l]);
+            goto out;
+        }
     for (uint32_t l = 0; l < fs->st.layers; l++)
         if (fs->st.layer[l].nodes == 0)
             fs->st.layer[l].min_degree = 0;
-    return 0;
+    rc = 0;
+out:
+    free(v);
+    return rc;
 }
 
 /* sw_get_stats of ix must agree with its saved file in every graph field. */
@@ -944,10 +953,12 @@ TEST(inspect_verify_ok_through_lifecycle)
 
 /*
  * A file the loader accepts but whose graph is broken: every link to one
- * level-0 node is cut (the degrees shrink to match, the checksum is
- * recomputed).  Each link is still in range and each list still valid, so
- * sw_load has no reason to refuse it; but no search can reach that node,
- * and sw_verify must say so.
+ * level-0 node is cut (the degrees shrink to match, the freed slots are
+ * zeroed, the checksums are recomputed).  A level-0 node is linked to only
+ * from layer-0 records, so the edit stays inside the NODES section.  Each
+ * link is still in range and each list still valid, so sw_load has no
+ * reason to refuse it; but no search can reach that node, and sw_verify
+ * must say so, of the loaded and of the mapped index alike.
  */
 TEST(inspect_verify_finds_unreachable_node)
 {
@@ -955,14 +966,15 @@ TEST(inspect_verify_finds_unreachable_node)
     const size_t n = 400;
     float *data = tu_clustered(n, IN_DIM, 4, 9061, 9062);
     uint64_t *labels = in_labels(n, 9063);
-    char dir[256], path[300];
+    char dir[256], path[300], why[200];
     sw_index *ix = NULL, *b = NULL;
-    unsigned char *f = NULL, *g = NULL;
-    size_t len = 0, off, goff, cut = 0;
-    uint32_t dim, entry, victim = UINT32_MAX;
-    uint64_t count;
+    unsigned char *f = NULL;
+    size_t len = 0, cut = 0;
+    uint32_t victim = UINT32_MAX;
+    tu_v4 *v = malloc(sizeof *v);
+    const tu_v4_section *levels, *nodes;
 
-    REQUIRE(data != NULL && labels != NULL);
+    REQUIRE(data != NULL && labels != NULL && v != NULL);
     REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
     snprintf(path, sizeof path, "%s/cut.swi", dir);
     ix = tu_build_labels(&o, data, labels, n);
@@ -970,65 +982,51 @@ TEST(inspect_verify_finds_unreachable_node)
     REQUIRE_OK(sw_save(ix, path));
     f = tu_read_file(path, &len);
     REQUIRE(f != NULL);
-    g = malloc(len);
-    REQUIRE(g != NULL);
-    REQUIRE(tu_get_u32(f + OFF_VERSION) == 3 && tu_get_u32(f + OFF_META_LEN) == 0);
-    dim = tu_get_u32(f + OFF_DIM);
-    count = tu_get_u64(f + OFF_COUNT);
-    entry = tu_get_u32(f + OFF_ENTRY);
-    REQUIRE(count == n);
+    if (tu_v4_parse(f, len, v, why, sizeof why) != 0)
+        sw_test_fail_at(__FILE__, __LINE__, "saved file does not parse: %s", why);
+    REQUIRE(!sw_test_failed());
+    levels = tu_v4_find(v, TU_SEC_LEVELS, 0);
+    nodes = tu_v4_find(v, TU_SEC_NODES, 0);
+    REQUIRE(levels != NULL && nodes != NULL && v->count == n);
+    REQUIRE(nodes->len == v->count * v->rec_bytes);
 
     /* The victim: the first level-0 node that is not the entry point. */
-    off = OFF_META;
-    for (uint32_t i = 0; i < count && victim == UINT32_MAX; i++) {
-        int lv = f[off + 8] & 0x7f;
-        if (lv == 0 && i != entry)
+    for (uint32_t i = 0; i < v->count && victim == UINT32_MAX; i++)
+        if (f[levels->off + i] == 0 && i != v->entry)
             victim = i;
-        off += 9 + (size_t)dim * 4;
-        for (int l = 0; l <= lv; l++)
-            off += 4 + (size_t)tu_get_u32(f + off) * 4;
-    }
     REQUIRE(victim != UINT32_MAX);
 
-    /* Copy the file without the links to the victim. */
-    memcpy(g, f, OFF_META);
-    off = goff = OFF_META;
-    for (uint32_t i = 0; i < count; i++) {
-        int lv = f[off + 8] & 0x7f;
-        size_t head = 9 + (size_t)dim * 4;
-        REQUIRE(off + head <= len);
-        memcpy(g + goff, f + off, head);
-        off += head;
-        goff += head;
-        for (int l = 0; l <= lv; l++) {
-            uint32_t d = tu_get_u32(f + off), kept = 0;
-            size_t deg_at = goff;
-            REQUIRE(off + 4 + (size_t)d * 4 <= len);
-            goff += 4;
-            for (uint32_t j = 0; j < d; j++) {
-                uint32_t t = tu_get_u32(f + off + 4 + (size_t)j * 4);
-                if (t == victim) {
-                    cut++;
-                    continue;
-                }
-                tu_put_u32(g + goff, t);
-                goff += 4;
-                kept++;
+    /* Rewrite each layer-0 list without the victim. */
+    for (uint32_t i = 0; i < v->count; i++) {
+        unsigned char *lp = f + nodes->off + (size_t)i * v->rec_bytes + v->links_off;
+        uint32_t d = tu_get_u32(lp), kept = 0;
+
+        REQUIRE(d <= v->M0);
+        for (uint32_t j = 1; j <= d; j++) {
+            uint32_t t = tu_get_u32(lp + 4 * (size_t)j);
+            if (t == victim) {
+                cut++;
+                continue;
             }
-            tu_put_u32(g + deg_at, kept);
-            off += 4 + (size_t)d * 4;
+            tu_put_u32(lp + 4 * (size_t)++kept, t);
         }
+        for (uint32_t j = kept + 1; j <= d; j++)
+            tu_put_u32(lp + 4 * (size_t)j, 0);
+        tu_put_u32(lp, kept);
     }
-    REQUIRE(off + 4 == len);
     REQUIRE(cut > 0);
-    goff += 4;
-    tu_reseal(g, goff);
-    REQUIRE(tu_write_file(path, g, goff) == 0);
+    tu_v4_reseal(f, len);
+    REQUIRE(tu_write_file(path, f, len) == 0);
 
     REQUIRE_OK(sw_load(path, NULL, &b));
     CHECK_EQ_UINT(sw_count(b), n);
     CHECK_FAILS_WITH(sw_verify(b), SW_ECORRUPT);
     NOTE("cut %zu links to node %u; sw_verify: %s", cut, victim, sw_last_error());
+    CHECK(strstr(sw_last_error(), "unreachable") != NULL);
+    sw_free(b);
+    b = NULL;
+    REQUIRE_OK(sw_open_mmap(path, NULL, &b));
+    CHECK_FAILS_WITH(sw_verify(b), SW_ECORRUPT);
     CHECK(strstr(sw_last_error(), "unreachable") != NULL);
     /* The original still verifies: the failure is of the edit. */
     CHECK_VERIFY_OK(ix, "original");
@@ -1036,7 +1034,7 @@ TEST(inspect_verify_finds_unreachable_node)
     sw_free(b);
     sw_free(ix);
     tu_rmtree(dir);
-    free(g);
+    free(v);
     free(f);
     free(labels);
     free(data);
@@ -1193,6 +1191,41 @@ TEST(inspect_metadata_set_get)
     tu_alloc_destroy(&ta);
 }
 
+/* The metadata section of a saved format 4 file: 1 with its offset and
+ * length when there is one, 0 when there is none, -1 (a test failure)
+ * when the file does not parse.  The section must be optional (flags 0),
+ * so that a reader that does not know it may skip it. */
+static int meta_in_file_at(const unsigned char *f, size_t len, size_t *off, size_t *mlen,
+                           size_t *entry_at, const char *file, int line)
+{
+    tu_v4 *v = malloc(sizeof *v);
+    const tu_v4_section *s;
+    char why[200];
+    int rc = -1;
+
+    *off = *mlen = 0;
+    if (v == NULL || tu_v4_parse(f, len, v, why, sizeof why) != 0) {
+        sw_test_fail_at(file, line, "saved file does not parse: %s",
+                        v == NULL ? "out of memory" : why);
+        free(v);
+        return -1;
+    }
+    s = tu_v4_find(v, TU_SEC_META, 0);
+    rc = s != NULL;
+    if (s != NULL) {
+        *off = (size_t)s->off;
+        *mlen = (size_t)s->len;
+        if (entry_at != NULL)
+            *entry_at = s->entry_at;
+        if (s->flags != 0)
+            sw_test_fail_at(file, line, "the metadata section has flags 0x%x, want 0", s->flags);
+    }
+    free(v);
+    return rc;
+}
+#define META_IN_FILE(f, len, off, mlen, entry_at) \
+    meta_in_file_at((f), (len), (off), (mlen), (entry_at), __FILE__, __LINE__)
+
 TEST(inspect_metadata_save_load)
 {
     sw_options o = in_opts();
@@ -1202,7 +1235,7 @@ TEST(inspect_metadata_save_load)
     unsigned char *meta = malloc(SW_MAX_METADATA), *f = NULL;
     char dir[256], path[300];
     sw_index *ix = NULL, *b = NULL;
-    size_t flen = 0, len = 0;
+    size_t flen = 0, len = 0, moff = 0, mlen = 0;
     tu_alloc ta;
 
     REQUIRE(data != NULL && labels != NULL && meta != NULL);
@@ -1214,12 +1247,11 @@ TEST(inspect_metadata_save_load)
     ix = tu_build_labels(&o, data, labels, n);
     REQUIRE(ix != NULL);
 
-    /* Without metadata: the length field is 0 and a load finds none. */
+    /* Without metadata: no metadata section, and a load finds none. */
     REQUIRE_OK(sw_save(ix, path));
     f = tu_read_file(path, &flen);
-    REQUIRE(f != NULL && flen > OFF_META + 4);
-    CHECK_EQ_UINT(tu_get_u32(f + OFF_VERSION), 3);
-    CHECK_EQ_UINT(tu_get_u32(f + OFF_META_LEN), 0);
+    REQUIRE(f != NULL);
+    CHECK_EQ_INT(META_IN_FILE(f, flen, &moff, &mlen, NULL), 0);
     free(f);
     REQUIRE_OK(sw_load(path, NULL, &b));
     len = 99;
@@ -1232,10 +1264,10 @@ TEST(inspect_metadata_save_load)
     REQUIRE_OK(sw_set_metadata(ix, meta, 1000));
     REQUIRE_OK(sw_save(ix, path));
     f = tu_read_file(path, &flen);
-    REQUIRE(f != NULL && flen > OFF_META + 1000 + 4);
-    CHECK_EQ_UINT(tu_get_u32(f + OFF_VERSION), 3);
-    CHECK_EQ_UINT(tu_get_u32(f + OFF_META_LEN), 1000);
-    CHECK(memcmp(f + OFF_META, meta, 1000) == 0);
+    REQUIRE(f != NULL);
+    CHECK_EQ_INT(META_IN_FILE(f, flen, &moff, &mlen, NULL), 1);
+    CHECK_EQ_UINT(mlen, 1000);
+    CHECK(mlen == 1000 && moff + mlen <= flen && memcmp(f + moff, meta, 1000) == 0);
     free(f);
     REQUIRE_OK(sw_load(path, &ta.api, &b));
     CHECK_META(b, meta, 1000, "loaded 1000 bytes");
@@ -1244,6 +1276,14 @@ TEST(inspect_metadata_save_load)
     /* the loaded blob is the loaded index's memory, freed with it */
     CHECK_OK(sw_set_metadata(b, meta + 1, 10));
     CHECK_META(b, meta + 1, 10, "loaded, then replaced");
+    sw_free(b);
+    b = NULL;
+    CHECK_EQ_UINT(tu_alloc_live_bytes(&ta), 0);
+    /* a mapped index has it too, and cannot change it */
+    REQUIRE_OK(sw_open_mmap(path, &ta.api, &b));
+    CHECK_META(b, meta, 1000, "mapped, 1000 bytes");
+    CHECK_FAILS_WITH(sw_set_metadata(b, meta, 10), SW_EREADONLY);
+    CHECK_META(b, meta, 1000, "mapped, after a refused set");
     sw_free(b);
     b = NULL;
     CHECK_EQ_UINT(tu_alloc_live_bytes(&ta), 0);
@@ -1269,6 +1309,10 @@ TEST(inspect_metadata_save_load)
     CHECK_META(b, meta, 0, "cleared before saving");
     sw_free(b);
     b = NULL;
+    f = tu_read_file(path, &flen);
+    REQUIRE(f != NULL);
+    CHECK_EQ_INT(META_IN_FILE(f, flen, &moff, &mlen, NULL), 0);
+    free(f);
 
     /* The largest blob round-trips. */
     REQUIRE_OK(sw_set_metadata(ix, meta, SW_MAX_METADATA));
@@ -1301,12 +1345,44 @@ TEST(inspect_metadata_save_load)
     free(data);
 }
 
-/* Load `bytes` and expect SW_ECORRUPT, no index, no leak, no huge request. */
+/* Load `bytes` with sw_load and with sw_open_mmap and expect SW_ECORRUPT,
+ * no index, no leak, no huge request. */
 static void expect_corrupt_at(const char *path, const unsigned char *bytes, size_t len,
                               tu_alloc *ta, const char *what, const char *file, int line)
 {
-    sw_index *b = (sw_index *)(void *)ta; /* must become NULL */
-    size_t huge = ta->n_huge;
+    if (tu_write_file(path, bytes, len) != 0) {
+        sw_test_fail_at(file, line, "%s: cannot write %s", what, path);
+        return;
+    }
+    for (int mapped = 0; mapped < 2; mapped++) {
+        const char *who = mapped ? "sw_open_mmap" : "sw_load";
+        sw_index *b = (sw_index *)(void *)ta; /* must become NULL */
+        size_t huge = ta->n_huge;
+        sw_status st = mapped ? sw_open_mmap(path, &ta->api, &b) : sw_load(path, &ta->api, &b);
+
+        if (st != SW_ECORRUPT)
+            sw_test_fail_at(file, line, "%s: %s gave %s, want SW_ECORRUPT (%s)", what, who,
+                            sw_test_status_name(st), sw_last_error());
+        if (st == SW_OK && b != NULL)
+            sw_free(b);
+        else if (b != NULL)
+            sw_test_fail_at(file, line, "%s: %s: *out not NULL after a failure", what, who);
+        if (tu_alloc_live_bytes(ta) != 0)
+            sw_test_fail_at(file, line, "%s: %s leaked %zu bytes", what, who,
+                            tu_alloc_live_bytes(ta));
+        if (ta->n_huge != huge)
+            sw_test_fail_at(file, line, "%s: %s asked for over 1 GiB", what, who);
+    }
+}
+#define EXPECT_CORRUPT(path, bytes, len, ta, what) \
+    expect_corrupt_at((path), (bytes), (len), (ta), (what), __FILE__, __LINE__)
+
+/* Load `bytes` (sw_load) and expect metadata want[0..wlen). */
+static void expect_meta_at(const char *path, const unsigned char *bytes, size_t len,
+                           tu_alloc *ta, const unsigned char *want, size_t wlen, const char *what,
+                           const char *file, int line)
+{
+    sw_index *b = NULL;
     sw_status st;
 
     if (tu_write_file(path, bytes, len) != 0) {
@@ -1314,22 +1390,24 @@ static void expect_corrupt_at(const char *path, const unsigned char *bytes, size
         return;
     }
     st = sw_load(path, &ta->api, &b);
-    if (st != SW_ECORRUPT)
-        sw_test_fail_at(file, line, "%s: sw_load gave %s, want SW_ECORRUPT (%s)", what,
-                        sw_test_status_name(st), sw_last_error());
-    if (st == SW_OK && b != NULL)
-        sw_free(b);
-    else if (b != NULL)
-        sw_test_fail_at(file, line, "%s: *out not NULL after a failed load", what);
-    if (tu_alloc_live_bytes(ta) != 0)
-        sw_test_fail_at(file, line, "%s: failed load leaked %zu bytes", what,
-                        tu_alloc_live_bytes(ta));
-    if (ta->n_huge != huge)
-        sw_test_fail_at(file, line, "%s: the loader asked for over 1 GiB", what);
+    if (st != SW_OK) {
+        sw_test_fail_at(file, line, "%s: sw_load: %s (%s)", what, sw_test_status_name(st),
+                        sw_last_error());
+        return;
+    }
+    check_meta_at(b, want, wlen, what, file, line);
+    sw_free(b);
 }
-#define EXPECT_CORRUPT(path, bytes, len, ta, what) \
-    expect_corrupt_at((path), (bytes), (len), (ta), (what), __FILE__, __LINE__)
+#define EXPECT_META(path, bytes, len, ta, want, wlen, what) \
+    expect_meta_at((path), (bytes), (len), (ta), (want), (wlen), (what), __FILE__, __LINE__)
 
+/*
+ * Format 4 keeps the metadata length in the section table (a u64), and
+ * the section is followed by zeros up to the next 64-byte boundary.  So a
+ * length a few bytes longer, resealed, is a valid file whose metadata ends
+ * in zeros (the loader cannot tell), while every other wrong length puts
+ * metadata bytes in the gap or runs into the next section.
+ */
 TEST(inspect_metadata_corrupt_length_refused)
 {
     sw_options o = in_opts();
@@ -1337,24 +1415,26 @@ TEST(inspect_metadata_corrupt_length_refused)
     const uint32_t mlen = 16;
     float *data = tu_clustered(n, IN_DIM, 4, 9081, 9082);
     uint64_t *labels = in_labels(n, 9083);
-    unsigned char meta[16], *orig = NULL, *c = NULL;
+    unsigned char meta[16], want[24], *orig = NULL, *c = NULL;
     char dir[256], path[300], bad[300];
     sw_index *ix = NULL, *b = NULL;
-    size_t len = 0;
+    size_t len = 0, moff = 0, mfound = 0, entry = 0;
     tu_alloc ta;
     static const struct {
-        uint32_t value;
+        uint64_t value;
         const char *what;
+        int loads_resealed;
     } lens[] = {
-        {0xFFFFFFFFu, "0xffffffff"},
-        {0x80000000u, "2^31"},
-        {SW_MAX_METADATA + 1, "SW_MAX_METADATA + 1"},
-        {SW_MAX_METADATA, "SW_MAX_METADATA (more than the file holds)"},
-        {16 + 4, "4 more"},
-        {16 + 1, "1 more"},
-        {16 - 1, "1 less"},
-        {16 - 4, "4 less"},
-        {0, "0"},
+        {UINT64_MAX, "2^64 - 1", 0},
+        {0xFFFFFFFFu, "0xffffffff", 0},
+        {0x80000000u, "2^31", 0},
+        {SW_MAX_METADATA + 1, "SW_MAX_METADATA + 1", 0},
+        {SW_MAX_METADATA, "SW_MAX_METADATA (more than the file holds)", 0},
+        {16 + 4, "4 more (zeros from the gap)", 1},
+        {16 + 1, "1 more (a zero from the gap)", 1},
+        {16 - 1, "1 less", 0},
+        {16 - 4, "4 less", 0},
+        {0, "0", 0},
     };
 
     REQUIRE(data != NULL && labels != NULL);
@@ -1368,86 +1448,99 @@ TEST(inspect_metadata_corrupt_length_refused)
     REQUIRE_OK(sw_set_metadata(ix, meta, mlen));
     REQUIRE_OK(sw_save(ix, path));
     orig = tu_read_file(path, &len);
-    REQUIRE(orig != NULL && len > OFF_META + mlen + 4);
-    REQUIRE(tu_get_u32(orig + OFF_VERSION) == 3 && tu_get_u32(orig + OFF_META_LEN) == mlen);
+    REQUIRE(orig != NULL);
+    REQUIRE(META_IN_FILE(orig, len, &moff, &mfound, &entry) == 1 && mfound == mlen);
+    REQUIRE(moff % 64 == 0 && moff + 64 < len);
     c = malloc(len);
     REQUIRE(c != NULL);
 
     /* Positive controls: resealing the unchanged file, or one with other
      * metadata bytes, loads; so the refusals below are of the edits. */
     memcpy(c, orig, len);
-    tu_reseal(c, len);
+    tu_v4_reseal(c, len);
     CHECK(memcmp(c, orig, len) == 0);
-    c[OFF_META + 3] ^= 0x55;
-    tu_reseal(c, len);
-    REQUIRE(tu_write_file(bad, c, len) == 0);
-    CHECK_OK(sw_load(bad, &ta.api, &b));
-    if (b != NULL) {
-        unsigned char want[16];
-        memcpy(want, meta, sizeof want);
-        want[3] ^= 0x55;
-        CHECK_META(b, want, mlen, "resealed with edited metadata bytes");
-        sw_free(b);
-        b = NULL;
-    }
+    c[moff + 3] ^= 0x55;
+    tu_v4_reseal(c, len);
+    memcpy(want, meta, mlen);
+    want[3] ^= 0x55;
+    EXPECT_META(bad, c, len, &ta, want, mlen, "resealed with edited metadata bytes");
 
     /* The checksum covers the metadata: an edited byte, not resealed. */
     memcpy(c, orig, len);
-    c[OFF_META + 3] ^= 0x55;
+    c[moff + 3] ^= 0x55;
     EXPECT_CORRUPT(bad, c, len, &ta, "metadata byte edited, checksum not recomputed");
 
-    /* The length field: as patched (checksum left stale) and resealed (so
-     * the loader's own checks must catch it, not the checksum). */
+    /* The length: as patched (the table's checksum left stale) and
+     * resealed (so the loader's own checks must catch it, not a
+     * checksum). */
+    memset(want, 0, sizeof want);
+    memcpy(want, meta, mlen);
     for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
         char what[120];
 
         memcpy(c, orig, len);
-        tu_put_u32(c + OFF_META_LEN, lens[k].value);
+        tu_put_u64(c + entry + 16, lens[k].value);
         snprintf(what, sizeof what, "metadata length %s", lens[k].what);
         EXPECT_CORRUPT(bad, c, len, &ta, what);
-        tu_reseal(c, len);
+        tu_v4_reseal(c, len);
         snprintf(what, sizeof what, "metadata length %s, resealed", lens[k].what);
-        EXPECT_CORRUPT(bad, c, len, &ta, what);
+        if (lens[k].loads_resealed)
+            EXPECT_META(bad, c, len, &ta, want, (size_t)lens[k].value, what);
+        else
+            EXPECT_CORRUPT(bad, c, len, &ta, what);
     }
 
-    /* Truncated inside the metadata block. */
-    EXPECT_CORRUPT(bad, orig, OFF_META + 5, &ta, "truncated inside the metadata");
-    EXPECT_CORRUPT(bad, orig, OFF_META, &ta, "truncated before the metadata");
-    EXPECT_CORRUPT(bad, orig, OFF_META_LEN + 2, &ta, "truncated in the length field");
+    /* Truncated inside the metadata, before it, in its table entry. */
+    EXPECT_CORRUPT(bad, orig, moff + 5, &ta, "truncated inside the metadata");
+    EXPECT_CORRUPT(bad, orig, moff, &ta, "truncated before the metadata");
+    EXPECT_CORRUPT(bad, orig, entry + 18, &ta, "truncated in the metadata's length");
 
-    /* A well-formed block one byte over SW_MAX_METADATA (length field and
-     * bytes agree, checksum right) is refused too: the bound is the
-     * format's, not only the file's length.  Control: the same file at
-     * exactly SW_MAX_METADATA loads. */
+    /* A well-formed section one byte over SW_MAX_METADATA (the length, the
+     * bytes, the offsets after it and every checksum agree) is refused:
+     * the bound is the format's, not only the file's length.  The blob of
+     * SW_MAX_METADATA bytes ends on a 64-byte boundary, so the byte needs
+     * 64 more bytes of file, and every section after it moves.  Control:
+     * the same moved file with the byte zero and the length as it was
+     * loads, with all of the blob. */
     {
         unsigned char *big = malloc(SW_MAX_METADATA), *f = NULL, *g = NULL;
-        size_t flen = 0;
+        size_t flen = 0, boff = 0, blen = 0, bentry = 0, end;
+        tu_v4 *v = malloc(sizeof *v);
+        char why[200];
 
-        REQUIRE(big != NULL);
+        REQUIRE(big != NULL && v != NULL);
         fill_pattern(big, SW_MAX_METADATA, 6);
         REQUIRE_OK(sw_set_metadata(ix, big, SW_MAX_METADATA));
         REQUIRE_OK(sw_save(ix, path));
         f = tu_read_file(path, &flen);
-        REQUIRE(f != NULL && flen > OFF_META + SW_MAX_METADATA + 4);
-        REQUIRE(tu_get_u32(f + OFF_META_LEN) == SW_MAX_METADATA);
-        g = malloc(flen + 1);
+        REQUIRE(f != NULL);
+        REQUIRE(META_IN_FILE(f, flen, &boff, &blen, &bentry) == 1 && blen == SW_MAX_METADATA);
+        end = boff + blen;
+        REQUIRE(end % 64 == 0);
+        REQUIRE(tu_v4_parse(f, flen, v, why, sizeof why) == 0);
+        g = calloc(flen + 64, 1);
         REQUIRE(g != NULL);
-        memcpy(g, f, OFF_META + SW_MAX_METADATA);
-        g[OFF_META + SW_MAX_METADATA] = 0x42;
-        memcpy(g + OFF_META + SW_MAX_METADATA + 1, f + OFF_META + SW_MAX_METADATA,
-               flen - OFF_META - SW_MAX_METADATA);
-        tu_put_u32(g + OFF_META_LEN, SW_MAX_METADATA + 1);
-        tu_reseal(g, flen + 1);
-        EXPECT_CORRUPT(bad, g, flen + 1, &ta, "well-formed SW_MAX_METADATA + 1 bytes");
-
-        tu_reseal(f, flen);
-        REQUIRE(tu_write_file(bad, f, flen) == 0);
-        CHECK_OK(sw_load(bad, &ta.api, &b));
-        if (b != NULL) {
-            CHECK_META(b, big, SW_MAX_METADATA, "control at SW_MAX_METADATA");
-            sw_free(b);
-            b = NULL;
+        for (int over = 1; over >= 0; over--) {
+            memset(g, 0, flen + 64);
+            memcpy(g, f, end);
+            memcpy(g + end + 64, f + end, flen - end);
+            for (uint32_t k = 0; k < v->nsec; k++)
+                if (v->sec[k].off >= end)
+                    tu_put_u64(g + v->sec[k].entry_at + 64 + 8, v->sec[k].off + 64);
+            tu_put_u64(g + flen + 64 - 32, v->table_off + 64);
+            tu_put_u64(g + flen + 64 - 16, flen + 64);
+            if (over) {
+                g[end] = 0x42;
+                tu_put_u64(g + bentry + 64 + 16, SW_MAX_METADATA + 1);
+            }
+            tu_v4_reseal(g, flen + 64);
+            if (over)
+                EXPECT_CORRUPT(bad, g, flen + 64, &ta, "well-formed SW_MAX_METADATA + 1 bytes");
+            else
+                EXPECT_META(bad, g, flen + 64, &ta, big, SW_MAX_METADATA,
+                            "control: moved by 64 bytes at SW_MAX_METADATA");
         }
+        free(v);
         free(g);
         free(f);
         free(big);
@@ -1455,6 +1548,7 @@ TEST(inspect_metadata_corrupt_length_refused)
 
     CHECK_ALLOC_CLEAN(&ta);
     tu_alloc_destroy(&ta);
+    sw_free(b);
     sw_free(ix);
     tu_rmtree(dir);
     free(c);
@@ -1463,71 +1557,57 @@ TEST(inspect_metadata_corrupt_length_refused)
     free(data);
 }
 
-/* A version 2 file (the same layout without the metadata length field)
- * still loads, with no metadata, the same labels and tombstones. */
+/* A version 2 file (tests/data/golden_v2.swi, written before metadata
+ * existed) still loads, with no metadata, the same labels and tombstones;
+ * saved again it is a format 4 file, and metadata can be added. */
 TEST(inspect_metadata_version2_file_loads_without)
 {
-    sw_options o = in_opts();
-    const size_t n = 300;
-    float *data = tu_clustered(n, IN_DIM, 4, 9091, 9092);
-    uint64_t *labels = in_labels(n, 9093);
     unsigned char *f = NULL;
-    char dir[256], path[300];
-    sw_index *ix = NULL, *b = NULL;
-    size_t len = 0, mlen = 99;
-    uint64_t *dead = NULL;
+    char dir[256], src[512], path[300];
+    sw_index *b = NULL;
+    size_t len = 0, mlen = 99, moff = 0, ndead = 0;
+    uint64_t dead[GOLDEN_N];
 
-    REQUIRE(data != NULL && labels != NULL);
     REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
     snprintf(path, sizeof path, "%s/v2.swi", dir);
-    ix = tu_build_labels(&o, data, labels, n);
-    REQUIRE(ix != NULL);
-    for (size_t i = 0; i < 10; i++)
-        REQUIRE_OK(sw_mark_deleted(ix, labels[i * 5]));
-    REQUIRE_OK(sw_save(ix, path));
-    f = tu_read_file(path, &len);
-    REQUIRE(f != NULL);
-    REQUIRE(tu_get_u32(f + OFF_VERSION) == 3 && tu_get_u32(f + OFF_META_LEN) == 0);
+    tu_data_path(src, sizeof src, "golden_v2.swi");
+    f = tu_read_file(src, &len);
+    if (f == NULL)
+        sw_test_fail_at(__FILE__, __LINE__, "cannot read %s", src);
+    REQUIRE(f != NULL && len > 12);
+    CHECK_EQ_UINT(tu_get_u32(f + 8), 2);
+    free(f);
+    f = NULL;
 
-    /* Drop the 4-byte length field and say version 2. */
-    memmove(f + OFF_META_LEN, f + OFF_META, len - OFF_META);
-    len -= 4;
-    tu_put_u32(f + OFF_VERSION, 2);
-    tu_reseal(f, len);
-    REQUIRE(tu_write_file(path, f, len) == 0);
-
-    REQUIRE_OK(sw_load(path, NULL, &b));
+    REQUIRE_OK(sw_load(src, NULL, &b));
     CHECK_OK(sw_get_metadata(b, NULL, 0, &mlen));
     CHECK_EQ_UINT(mlen, 0);
-    CHECK_EQ_UINT(sw_count(b), n - 10);
-    CHECK_EQ_UINT(sw_deleted_count(b), 10);
-    dead = malloc(10 * sizeof *dead);
-    REQUIRE(dead != NULL);
-    for (size_t i = 0; i < 10; i++)
-        dead[i] = labels[i * 5];
-    CHECK_LIST(b, 1, dead, 10, "version 2 file");
+    for (size_t i = 0; i < GOLDEN_N; i++)
+        if (golden_tombstoned(i))
+            dead[ndead++] = golden_label(i);
+    REQUIRE(ndead > 0);
+    CHECK_EQ_UINT(sw_count(b), GOLDEN_N - ndead);
+    CHECK_EQ_UINT(sw_deleted_count(b), ndead);
+    CHECK_LIST(b, 1, dead, ndead, "version 2 file");
     CHECK_VERIFY_OK(b, "version 2 file");
 
-    /* Saved again, it is a version 3 file, and metadata can be added. */
+    /* Saved again, it is a format 4 file, and metadata can be added. */
     CHECK_OK(sw_set_metadata(b, "abc", 3));
     REQUIRE_OK(sw_save(b, path));
     sw_free(b);
     b = NULL;
-    free(f);
     f = tu_read_file(path, &len);
-    REQUIRE(f != NULL);
-    CHECK_EQ_UINT(tu_get_u32(f + OFF_VERSION), 3);
-    CHECK_EQ_UINT(tu_get_u32(f + OFF_META_LEN), 3);
+    REQUIRE(f != NULL && len > 12);
+    CHECK_EQ_UINT(tu_get_u32(f + 8), 4);
+    CHECK_EQ_INT(META_IN_FILE(f, len, &moff, &mlen, NULL), 1);
+    CHECK(mlen == 3 && memcmp(f + moff, "abc", 3) == 0);
     REQUIRE_OK(sw_load(path, NULL, &b));
-    CHECK_META(b, (const unsigned char *)"abc", 3, "version 2 file, saved as 3");
+    CHECK_META(b, (const unsigned char *)"abc", 3, "version 2 file, saved as 4");
+    CHECK_EQ_UINT(sw_deleted_count(b), ndead);
     sw_free(b);
 
-    sw_free(ix);
     tu_rmtree(dir);
-    free(dead);
     free(f);
-    free(labels);
-    free(data);
 }
 
 /* Under inner product some nodes may be unreachable by design (insert.c):

@@ -53,6 +53,12 @@
 #ifndef SW_SHARED_DIR
 #define SW_SHARED_DIR "../shared"
 #endif
+#ifndef SW_TEST_DATA_DIR
+#define SW_TEST_DATA_DIR "tests/data"
+#endif
+#ifndef SW_TEST_CORRUPT_DIR
+#define SW_TEST_CORRUPT_DIR "tests/corrupt"
+#endif
 
 /* ===================================================================== */
 /* Random numbers                                                        */
@@ -697,3 +703,108 @@ uint32_t tu_crc32c(const unsigned char *p, size_t n) {
 }
 
 void tu_reseal(unsigned char *file, size_t len) { tu_put_u32(file + len - 4, tu_crc32c(file, len - 4)); }
+
+/*
+ * Format 4 is read here independently of src/persist.c, from the
+ * specification at its top: a test that used the library's own parser to
+ * find the bytes it edits could not notice the two drifting apart.  The
+ * parse is strict about structure (so a test never edits bytes it has
+ * misread) and blind to checksums (so it reads files a test has edited);
+ * the reseal trusts nothing it reads, since it runs on files that a test
+ * has deliberately broken.
+ */
+int tu_v4_parse(const unsigned char *f, size_t len, tu_v4 *out, char *why, size_t whylen) {
+    memset(out, 0, sizeof *out);
+    if (len < TU_V4_HEADER + TU_V4_FOOTER || memcmp(f, "SWALLIDX", 8) != 0) {
+        snprintf(why, whylen, "no magic \"SWALLIDX\" or shorter than a header and a footer");
+        return -1;
+    }
+    if (tu_get_u32(f + TU_V4_VERSION) != 4 || tu_get_u32(f + TU_V4_HEADER_SIZE) != TU_V4_HEADER) {
+        snprintf(why, whylen, "format version %u, header size %u: want 4 and %u",
+                 tu_get_u32(f + TU_V4_VERSION), tu_get_u32(f + TU_V4_HEADER_SIZE), TU_V4_HEADER);
+        return -1;
+    }
+    out->dim = tu_get_u32(f + TU_V4_DIM);
+    out->metric = tu_get_u32(f + TU_V4_METRIC);
+    out->M = tu_get_u32(f + TU_V4_M);
+    out->M0 = tu_get_u32(f + TU_V4_M0);
+    out->count = tu_get_u64(f + TU_V4_COUNT);
+    out->tombstones = tu_get_u64(f + TU_V4_TOMBS);
+    out->entry = tu_get_u32(f + TU_V4_ENTRY_NODE);
+    out->max_level = (int32_t)tu_get_u32(f + TU_V4_MAX_LEVEL);
+    out->rec_bytes = tu_get_u32(f + TU_V4_REC_BYTES);
+    out->vec_bytes = tu_get_u32(f + TU_V4_VEC_BYTES);
+    out->links_off = tu_get_u32(f + TU_V4_LINKS_OFF);
+
+    const unsigned char *ft = f + len - TU_V4_FOOTER;
+    if (memcmp(ft + 24, "SWIDXEND", 8) != 0 || tu_get_u64(ft + 16) != len) {
+        snprintf(why, whylen, "no footer, or its file length %llu is not %zu",
+                 (unsigned long long)tu_get_u64(ft + 16), len);
+        return -1;
+    }
+    out->table_off = tu_get_u64(ft);
+    out->nsec = tu_get_u32(ft + 8);
+    if (out->nsec > TU_V4_MAX_SECTIONS || out->table_off < TU_V4_HEADER ||
+        out->table_off + (uint64_t)out->nsec * TU_V4_ENTRY != len - TU_V4_FOOTER) {
+        snprintf(why, whylen, "%u sections at %llu do not end at the footer", out->nsec,
+                 (unsigned long long)out->table_off);
+        return -1;
+    }
+    for (uint32_t k = 0; k < out->nsec; k++) {
+        tu_v4_section *s = &out->sec[k];
+        const unsigned char *e = f + out->table_off + (size_t)k * TU_V4_ENTRY;
+
+        s->entry_at = (size_t)out->table_off + (size_t)k * TU_V4_ENTRY;
+        s->type = tu_get_u32(e);
+        s->arg = tu_get_u32(e + 4);
+        s->off = tu_get_u64(e + 8);
+        s->len = tu_get_u64(e + 16);
+        s->flags = tu_get_u32(e + 24);
+        s->crc = tu_get_u32(e + 28);
+        if (s->off < TU_V4_HEADER || s->off > out->table_off || s->len > out->table_off - s->off) {
+            snprintf(why, whylen, "section %u (type %u) at %llu, %llu bytes, is outside the file",
+                     k, s->type, (unsigned long long)s->off, (unsigned long long)s->len);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const tu_v4_section *tu_v4_find(const tu_v4 *v, uint32_t type, uint32_t arg) {
+    for (uint32_t k = 0; k < v->nsec; k++)
+        if (v->sec[k].type == type && v->sec[k].arg == arg) return &v->sec[k];
+    return NULL;
+}
+
+void tu_v4_reseal(unsigned char *f, size_t len) {
+    if (len < TU_V4_HEADER) return;
+    tu_put_u32(f + TU_V4_HEADER_CRC, tu_crc32c(f, TU_V4_HEADER_CRC));
+    if (len < TU_V4_HEADER + TU_V4_FOOTER) return;
+    unsigned char *ft = f + len - TU_V4_FOOTER;
+    uint64_t table_off = tu_get_u64(ft), n = tu_get_u32(ft + 8);
+    uint64_t room = len - TU_V4_FOOTER;
+    /* a table over the header, or past the footer, is not written to */
+    if (table_off < TU_V4_HEADER || table_off > room || n > (room - table_off) / TU_V4_ENTRY)
+        return;
+    for (uint64_t k = 0; k < n; k++) {
+        unsigned char *e = f + table_off + k * TU_V4_ENTRY;
+        uint64_t off = tu_get_u64(e + 8), slen = tu_get_u64(e + 16);
+        if (off <= len && slen <= len - off) tu_put_u32(e + 28, tu_crc32c(f + off, (size_t)slen));
+    }
+    tu_put_u32(ft + 12, tu_crc32c(f + table_off, (size_t)(n * TU_V4_ENTRY)));
+}
+
+static const char *tu_dir_path(char *buf, size_t len, const char *env, const char *dflt,
+                               const char *name) {
+    const char *dir = getenv(env);
+    snprintf(buf, len, "%s/%s", dir != NULL && dir[0] != '\0' ? dir : dflt, name);
+    return buf;
+}
+
+const char *tu_data_path(char *buf, size_t len, const char *name) {
+    return tu_dir_path(buf, len, "SW_TEST_DATA_DIR", SW_TEST_DATA_DIR, name);
+}
+
+const char *tu_corrupt_path(char *buf, size_t len, const char *name) {
+    return tu_dir_path(buf, len, "SW_TEST_CORRUPT_DIR", SW_TEST_CORRUPT_DIR, name);
+}

@@ -135,8 +135,85 @@ void tu_put_u64(unsigned char *p, uint64_t v);
 /* CRC-32C (Castagnoli), the file's checksum, written independently of the
  * library's so that a test can seal an edited file. */
 uint32_t tu_crc32c(const unsigned char *p, size_t n);
-/* Recompute the trailing checksum of a whole file of len bytes. */
+/* Recompute the trailing checksum of a whole file of len bytes (format
+ * versions 1 to 3, one CRC over everything before it). */
 void tu_reseal(unsigned char *file, size_t len);
+
+/* Format 4: a 128-byte header with its own CRC, sections at multiples of
+ * 64, a table of 32-byte entries after the last one, a 32-byte footer. */
+enum {
+    TU_V4_HEADER = 128,
+    TU_V4_FOOTER = 32,
+    TU_V4_ENTRY = 32,
+    TU_V4_MAX_SECTIONS = 256,
+    /* header fields */
+    TU_V4_VERSION = 8,
+    TU_V4_HEADER_SIZE = 12,
+    TU_V4_REQUIRED = 16,
+    TU_V4_OPTIONAL = 20,
+    TU_V4_DIM = 24,
+    TU_V4_METRIC = 28,
+    TU_V4_ELEM = 32,
+    TU_V4_M = 36,
+    TU_V4_M0 = 40,
+    TU_V4_EFC = 44,
+    TU_V4_EF = 48,
+    TU_V4_FLAGS = 52,
+    TU_V4_SEED = 56,
+    TU_V4_RNG = 64,
+    TU_V4_COUNT = 72,
+    TU_V4_TOMBS = 80,
+    TU_V4_ENTRY_NODE = 88,
+    TU_V4_MAX_LEVEL = 92,
+    TU_V4_REC_BYTES = 96,
+    TU_V4_VEC_BYTES = 100,
+    TU_V4_LINKS_OFF = 104,
+    TU_V4_RESERVED = 108,
+    TU_V4_HEADER_CRC = 124,
+    /* section types */
+    TU_SEC_META = 1,
+    TU_SEC_LABELS = 2,
+    TU_SEC_LEVELS = 3,
+    TU_SEC_TOMBSTONES = 4,
+    TU_SEC_UPPER = 5,
+    TU_SEC_NODES = 6
+};
+
+typedef struct tu_v4_section {
+    uint32_t type, arg;
+    uint64_t off, len;
+    uint32_t flags, crc;
+    size_t entry_at; /* file offset of its 32-byte table entry */
+} tu_v4_section;
+
+typedef struct tu_v4 {
+    uint32_t dim, metric, M, M0;
+    uint64_t count, tombstones;
+    uint32_t entry;
+    int32_t max_level;
+    uint32_t rec_bytes, vec_bytes, links_off;
+    uint64_t table_off; /* from the footer */
+    uint32_t nsec;
+    tu_v4_section sec[TU_V4_MAX_SECTIONS];
+} tu_v4;
+
+/* Parse a format 4 file's header, footer and table: 0 on success, else -1
+ * with the reason in why.  The structure is checked (magic, version 4,
+ * header size, footer magic and length, the table and every section
+ * inside the file); the checksums are not, so an edited file parses. */
+int tu_v4_parse(const unsigned char *f, size_t len, tu_v4 *out, char *why, size_t whylen);
+/* The first section of that type and argument, or NULL. */
+const tu_v4_section *tu_v4_find(const tu_v4 *v, uint32_t type, uint32_t arg);
+/* Recompute every checksum of an edited format 4 file, as the table and
+ * footer now say: the header's, each section's whose bounds lie inside
+ * the file, and the table's.  Whatever lies outside the file is left. */
+void tu_v4_reseal(unsigned char *f, size_t len);
+
+/* A file of the source tree's tests/data (tests/corrupt) directory, into
+ * buf; SW_TEST_DATA_DIR (SW_TEST_CORRUPT_DIR) in the environment overrides
+ * the build-time default. */
+const char *tu_data_path(char *buf, size_t len, const char *name);
+const char *tu_corrupt_path(char *buf, size_t len, const char *name);
 
 /* ---- counting allocator ------------------------------------------------ */
 
