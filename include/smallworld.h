@@ -245,6 +245,13 @@ SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, si
  * leaves each row either fully applied or not at all; no row starts after
  * the first failure, and the message names the failing row.  n == 0 is a
  * no-op.  Safe during searches and other adds (see the top).
+ *
+ * A batch of at least an eighth of the index (and 64 rows) ends with a
+ * walk of the graph that links in any node no search could reach:
+ * inserts running side by side can, rarely, leave a few nodes linked only
+ * among themselves (32 of 1,000,000 on two threads before this pass).
+ * Under inner product that is left alone (see sw_verify).  sw_compact
+ * runs the same pass on demand.
  */
 SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const float *vectors,
                               size_t n, size_t dim, size_t threads);
@@ -434,7 +441,9 @@ SW_API sw_status sw_delete(sw_index *index, uint64_t label);
 
 /**
  * Turn every tombstone into a true deletion, on `threads` threads (0 =
- * one per online CPU, at most SW_MAX_THREADS).  No tombstones: a no-op.
+ * one per online CPU, at most SW_MAX_THREADS); then link back in any node
+ * no search can reach (see sw_add_batch).  Without tombstones only the
+ * latter: a walk of the graph.
  * Errors: SW_ENULL, SW_EINVAL (threads), SW_ENOMEM (nothing changed).
  */
 SW_API sw_status sw_compact(sw_index *index, size_t threads);
@@ -581,7 +590,9 @@ SW_API sw_status sw_get_stats(const sw_index *index, sw_stats *out);
  * neighbours outrank for almost every query can end up unreachable (under
  * 1% on clustered data, a fifth to a third of 1,000 uniform vectors, fewer
  * than hnswlib leaves); such a vector is
- * then never returned.  sw_stats.unreachable counts them.  To count
+ * then never returned.  sw_stats.unreachable counts them.  Under the
+ * other metrics an unreachable node is reported (sw_compact links it back
+ * in).  To count
  * every problem of a damaged graph rather than stop at the first, use
  * sw_get_stats (self, duplicate and dangling links, overfull lists).
  * Errors: SW_ENULL, SW_ECORRUPT, SW_ENOMEM.

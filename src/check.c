@@ -217,26 +217,14 @@ static const uint32_t *list_of(const sw_index *ix, uint32_t s, int layer, uint32
     return links + 1;
 }
 
-/* Nodes no search can reach: not reached from the entry point over the
- * union of the layers, by an explicit-stack DFS that follows only links
- * that lead somewhere (link_ok), so it is safe on a damaged graph.  *first
- * (may be NULL) gets the lowest such slot.  SIZE_MAX when out of memory. */
-size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
-    int max_level;
-    const uint32_t entry = sw__top(ix, &max_level), count = sw__count(ix);
-    if (first_out) *first_out = SW__NONE;
-    if (entry == SW__NONE || count == 0) return 0;
-    uint8_t *seen = calloc(count, 1);
-    uint32_t *stack = malloc((size_t)count * sizeof *stack);
-    if (!seen || !stack) {
-        free(seen);
-        free(stack);
-        return SIZE_MAX;
-    }
+/* An explicit-stack DFS that follows only links that lead somewhere
+ * (link_ok), so it is safe on a damaged graph. */
+void sw__reach_from(const sw_index *ix, uint32_t count, uint32_t from, uint8_t *seen,
+                    uint32_t *stack) {
     size_t top = 0;
-    if (link_ok(ix, count, entry, 0)) { /* else nothing is reached */
-        stack[top++] = entry;
-        seen[entry] = 1;
+    if (link_ok(ix, count, from, 0) && !seen[from]) { /* else nothing is reached */
+        stack[top++] = from;
+        seen[from] = 1;
     }
     while (top) {
         uint32_t s = stack[--top];
@@ -253,6 +241,24 @@ size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
             }
         }
     }
+}
+
+/* Nodes no search can reach: not reached from the entry point over the
+ * union of the layers.  *first (may be NULL) gets the lowest such slot.
+ * SIZE_MAX when out of memory. */
+size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
+    int max_level;
+    const uint32_t entry = sw__top(ix, &max_level), count = sw__count(ix);
+    if (first_out) *first_out = SW__NONE;
+    if (entry == SW__NONE || count == 0) return 0;
+    uint8_t *seen = calloc(count, 1);
+    uint32_t *stack = malloc((size_t)count * sizeof *stack);
+    if (!seen || !stack) {
+        free(seen);
+        free(stack);
+        return SIZE_MAX;
+    }
+    sw__reach_from(ix, count, entry, seen, stack);
     size_t lost = 0;
     uint32_t first = SW__NONE;
     for (uint32_t s = 0; s < count; s++)

@@ -168,3 +168,138 @@ TEST(damage_counted_exactly_and_never_followed)
     sw_free(ix);
     free(data);
 }
+
+/* ---- islands ----------------------------------------------------------- */
+
+/* Cut every link into two nodes v, w except v <-> w, so they hold each
+ * other's only in-link: an island the in-degree rule cannot see.  The
+ * reconnection pass (insert.c, "Islands") must find and link it, leaving
+ * a graph that passes the full check, reachability included. */
+TEST(damage_island_reconnected)
+{
+    sw_options o = sw_options_default();
+    float *data = tu_clustered(DM_N, DM_DIM, 8, 9201, 9202);
+    sw_index *ix;
+    uint32_t v = SW__NONE, w = SW__NONE;
+    int top;
+    char why[256];
+
+    REQUIRE(data != NULL);
+    o.dim = DM_DIM;
+    o.M = 6;
+    ix = tu_build(&o, data, DM_N);
+    REQUIRE(ix != NULL);
+    uint32_t entry = sw__top(ix, &top);
+    /* two level-0 nodes, neither the entry, w in v's list */
+    for (uint32_t s = 0; s < ix->count && v == SW__NONE; s++) {
+        const uint32_t *l = sw__links0(ix, s);
+        if (s == entry || sw__level(ix, s) != 0) continue;
+        for (uint32_t j = 1; j <= l[0]; j++)
+            if (l[j] != entry && sw__level(ix, l[j]) == 0) {
+                v = s;
+                w = l[j];
+                break;
+            }
+    }
+    REQUIRE(v != SW__NONE);
+    for (uint32_t s = 0; s < ix->count; s++)
+        for (int l = 0; l <= sw__level(ix, s); l++) {
+            uint32_t *links = sw__links(ix, s, l), kept = 0;
+            for (uint32_t j = 1; j <= links[0]; j++) {
+                uint32_t t = links[j];
+                if ((t == v || t == w) && !((s == v && t == w) || (s == w && t == v)))
+                    continue;
+                links[++kept] = t;
+            }
+            links[0] = kept;
+        }
+    /* w must link back to v: append it (w lost nothing it could not spare) */
+    {
+        uint32_t *lw = sw__links0(ix, w);
+        if (!sw__in_list(lw + 1, lw[0], v)) {
+            if (lw[0] == ix->M0)
+                lw[0]--;
+            lw[++lw[0]] = v;
+        }
+    }
+    sw__recount_indegrees(ix);
+    CHECK_EQ_UINT(*sw__indeg_ptr(ix, v), 1);
+    CHECK_EQ_UINT(*sw__indeg_ptr(ix, w), 1);
+    CHECK_EQ_UINT(sw__unreachable(ix, NULL), 2);
+    CHECK(sw__check_graph(ix, why, sizeof why) != 0 && strstr(why, "unreachable") != NULL);
+
+    pthread_rwlock_wrlock(&ix->save_lock);
+    size_t left = sw__reconnect(ix);
+    pthread_rwlock_unlock(&ix->save_lock);
+    CHECK_EQ_UINT(left, 0);
+    CHECK_EQ_UINT(sw__unreachable(ix, NULL), 0);
+    if (sw__check_graph(ix, why, sizeof why) != 0)
+        sw_test_fail_at(__FILE__, __LINE__, "after reconnecting: %s", why);
+    {
+        /* both are found again by their own vectors */
+        uint64_t lab[1];
+        float dist[1];
+        size_t n = 0;
+
+        CHECK_OK(sw_search(ix, data + (size_t)v * DM_DIM, DM_DIM, 1, NULL, lab, dist, &n));
+        CHECK(n == 1 && lab[0] == *sw__label_ptr(ix, v));
+        CHECK_OK(sw_search(ix, data + (size_t)w * DM_DIM, DM_DIM, 1, NULL, lab, dist, &n));
+        CHECK(n == 1 && lab[0] == *sw__label_ptr(ix, w));
+    }
+    sw_free(ix);
+    free(data);
+}
+
+/* Take every link into v away (its own list stays). */
+static void isolate(sw_index *ix, uint32_t v)
+{
+    for (uint32_t s = 0; s < ix->count; s++)
+        for (int l = 0; l <= sw__level(ix, s); l++) {
+            uint32_t *links = sw__links(ix, s, l), kept = 0;
+            for (uint32_t j = 1; j <= links[0]; j++)
+                if (links[j] != v)
+                    links[++kept] = links[j];
+            links[0] = kept;
+        }
+    sw__recount_indegrees(ix);
+}
+
+/* The pass runs at the end of a large sw_add_batch: an island made before
+ * a batch of more than an eighth of the index is gone after it; and
+ * sw_compact, with no tombstones to remove, runs it on demand. */
+TEST(damage_island_reconnected_by_a_large_batch)
+{
+    sw_options o = sw_options_default();
+    float *data = tu_clustered(2 * DM_N, DM_DIM, 8, 9211, 9212);
+    uint64_t *labels = malloc(sizeof *labels * DM_N);
+    sw_index *ix;
+    uint32_t v = SW__NONE;
+    int top;
+
+    REQUIRE(data != NULL && labels != NULL);
+    o.dim = DM_DIM;
+    o.M = 6;
+    ix = tu_build(&o, data, DM_N);
+    REQUIRE(ix != NULL);
+    uint32_t entry = sw__top(ix, &top);
+    for (uint32_t s = 0; s < ix->count && v == SW__NONE; s++)
+        if (s != entry && sw__level(ix, s) == 0)
+            v = s;
+    REQUIRE(v != SW__NONE);
+    isolate(ix, v);
+    CHECK_EQ_UINT(sw__unreachable(ix, NULL), 1);
+    for (size_t i = 0; i < DM_N; i++)
+        labels[i] = DM_N + i;
+    REQUIRE_OK(sw_add_batch(ix, labels, data + (size_t)DM_N * DM_DIM, DM_N, DM_DIM, 2));
+    CHECK_EQ_UINT(sw__unreachable(ix, NULL), 0);
+    CHECK_GRAPH(ix);
+    isolate(ix, v);
+    CHECK_EQ_UINT(sw__unreachable(ix, NULL), 1);
+    CHECK_STATUS(sw_verify(ix), SW_ECORRUPT);
+    REQUIRE_OK(sw_compact(ix, 1));
+    CHECK_EQ_UINT(sw__unreachable(ix, NULL), 0);
+    CHECK_OK(sw_verify(ix));
+    sw_free(ix);
+    free(labels);
+    free(data);
+}
