@@ -245,6 +245,13 @@ SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, si
  * leaves each row either fully applied or not at all; no row starts after
  * the first failure, and the message names the failing row.  n == 0 is a
  * no-op.  Safe during searches and other adds (see the top).
+ *
+ * A batch of at least an eighth of the index (and 64 rows) ends with a
+ * walk of the graph that links in any node no search could reach:
+ * inserts running side by side can, rarely, leave a few nodes linked only
+ * among themselves (32 of 1,000,000 on two threads before this pass).
+ * Under inner product that is left alone (see sw_verify).  sw_compact
+ * runs the same pass on demand.
  */
 SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const float *vectors,
                               size_t n, size_t dim, size_t threads);
@@ -434,7 +441,9 @@ SW_API sw_status sw_delete(sw_index *index, uint64_t label);
 
 /**
  * Turn every tombstone into a true deletion, on `threads` threads (0 =
- * one per online CPU, at most SW_MAX_THREADS).  No tombstones: a no-op.
+ * one per online CPU, at most SW_MAX_THREADS); then link back in any node
+ * no search can reach (see sw_add_batch).  Without tombstones only the
+ * latter: a walk of the graph.
  * Errors: SW_ENULL, SW_EINVAL (threads), SW_ENOMEM (nothing changed).
  */
 SW_API sw_status sw_compact(sw_index *index, size_t threads);
@@ -499,15 +508,31 @@ SW_API sw_status sw_list_labels(const sw_index *index, int tombstoned, uint64_t 
 
 #define SW_MAX_LAYERS 64u /**< layers an index can have (levels 0..63) */
 
-/** One layer of the graph. */
+/**
+ * One layer of the graph.  Each link is counted once: as a self-link, a
+ * dangling link or a duplicate (in that order of precedence), or as sound.
+ * A sound graph has no self, duplicate or dangling links and no overfull
+ * lists.
+ */
 typedef struct sw_layer_stats {
-    uint64_t nodes;      /**< nodes on this layer (tombstoned ones included) */
-    uint64_t edges;      /**< links out of them */
-    uint32_t min_degree; /**< fewest links out of one node */
-    uint32_t max_degree; /**< most links out of one node */
+    uint64_t nodes;            /**< nodes on this layer (tombstoned ones included) */
+    uint64_t edges;            /**< links out of them, every kind counted */
+    uint32_t min_degree;       /**< fewest links out of one node */
+    uint32_t max_degree;       /**< most links out of one node */
+    double mean_degree;        /**< edges / nodes; 0 for an empty layer */
+    uint64_t self_links;       /**< links from a node to itself */
+    uint64_t duplicate_links;  /**< second and later copies of one id in one list */
+    uint64_t dangling_links;   /**< links to a slot out of range, to a freed slot,
+                                    or (above layer 0) to a node not on this layer */
+    uint64_t overfull_lists;   /**< lists whose count exceeds the layer's bound (M0
+                                    on layer 0, M above); read as holding the bound,
+                                    which is what edges and the degrees count */
+    uint64_t reciprocal_edges; /**< sound links a->b where b also links to a on
+                                    this layer (a pair linked both ways counts 2) */
+    double reciprocal_share;   /**< reciprocal_edges / edges; 0 when no edges */
 } sw_layer_stats;
 
-/** What sw_get_stats reports; the file-format issue adds to it. */
+/** What sw_get_stats reports. */
 typedef struct sw_stats {
     uint64_t count;        /**< live labels, as sw_count */
     uint64_t deleted;      /**< tombstones, as sw_deleted_count */
@@ -516,14 +541,41 @@ typedef struct sw_stats {
     uint64_t entry_label;  /**< label of the entry point; SW_NO_LABEL when empty */
     size_t memory_bytes;   /**< as sw_memory_usage */
     uint64_t unreachable;  /**< nodes no search reaches from the entry point
-                                (0 but under inner product; see sw_verify) */
+                                (0 but under inner product; see sw_verify);
+                                dangling links are not followed */
+    uint64_t self_links;      /**< sum of the layers' self_links */
+    uint64_t duplicate_links; /**< sum of the layers' duplicate_links */
+    uint64_t dangling_links;  /**< sum of the layers' dangling_links */
+    uint64_t overfull_lists;  /**< sum of the layers' overfull_lists */
+    /* memory_bytes by component; the first six add up to it */
+    size_t memory_vectors; /**< stored vectors, in records of every slot allocated */
+    size_t memory_links0;  /**< layer-0 link blocks, with the records' padding */
+    size_t memory_upper;   /**< upper-layer link lists */
+    size_t memory_labels;  /**< per-slot labels, levels, states, in-degrees,
+                                lock bytes and upper-list pointers, and the
+                                label -> slot map */
+    size_t memory_scratch; /**< idle search scratch space (visited marks,
+                                candidate pools, query copies); contexts in
+                                use by a running call count under memory_other */
+    size_t memory_other;   /**< the rest: chunk directories, the free-slot
+                                ring, metadata, the thread pool, the index
+                                itself */
+    size_t memory_mapped;  /**< bytes of the file an index opened with
+                                sw_open_mmap serves its records from (then
+                                memory_vectors and memory_links0 are 0), not
+                                part of memory_bytes; 0 for an index in memory */
     sw_layer_stats layer[SW_MAX_LAYERS]; /**< layer[0 .. layers) */
 } sw_stats;
 
 /**
  * Counts and degrees of the graph, layer by layer, at one consistent
- * moment (waits for adds in flight).  Cost: one pass over every list.
- * Errors: SW_ENULL.
+ * moment (waits for adds in flight), with the integrity report of every
+ * list and the memory by component.  Unlike sw_verify it counts problems
+ * rather than stopping at the first, and never follows a bad link or reads
+ * past a list's block, so damaged link lists cannot crash it.  Searches
+ * may run meanwhile.  Cost: one pass over every list, and for each link at
+ * most one scan of its target's list (reciprocity): O(edges x M0).
+ * Errors: SW_ENULL, SW_ENOMEM (for the reachability pass).
  */
 SW_API sw_status sw_get_stats(const sw_index *index, sw_stats *out);
 
@@ -538,7 +590,11 @@ SW_API sw_status sw_get_stats(const sw_index *index, sw_stats *out);
  * neighbours outrank for almost every query can end up unreachable (under
  * 1% on clustered data, a fifth to a third of 1,000 uniform vectors, fewer
  * than hnswlib leaves); such a vector is
- * then never returned.  sw_stats.unreachable counts them.
+ * then never returned.  sw_stats.unreachable counts them.  Under the
+ * other metrics an unreachable node is reported (sw_compact links it back
+ * in).  To count
+ * every problem of a damaged graph rather than stop at the first, use
+ * sw_get_stats (self, duplicate and dangling links, overfull lists).
  * Errors: SW_ENULL, SW_ECORRUPT, SW_ENOMEM.
  */
 SW_API sw_status sw_verify(const sw_index *index);

@@ -186,6 +186,15 @@ sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vector
     if (!first_error_init(&j.err)) return sw__fail(SW_ENOMEM, "sw_add_batch: initialising a mutex");
     sw__parallel(ix, threads, (n + ADD_ROWS - 1) / ADD_ROWS, add_task, &j);
     pthread_mutex_destroy(&j.err.lock);
+    /* A large batch ends by linking in any node it left unreachable
+     * (insert.c, "Islands"): a walk of the whole graph, which a batch of
+     * an eighth of the index or more pays for many times over.  Best
+     * effort: out of memory, the graph is left as the batch made it. */
+    if (n >= 64 && n * 8 >= sw__count(ix)) {
+        pthread_rwlock_wrlock(&ix->save_lock);
+        (void)sw__reconnect(ix);
+        pthread_rwlock_unlock(&ix->save_lock);
+    }
     if (j.err.status == SW_OK) return SW_OK;
     return sw__fail(j.err.status, "sw_add_batch: row %zu (label %llu): %s", j.err.row,
                     (unsigned long long)labels[j.err.row], j.err.msg);

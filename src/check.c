@@ -15,6 +15,27 @@
  * point.  Reachability is checked on the union of all layers, since that is
  * how a search can get anywhere: a node with no in-links on layer 0 is
  * still found if some upper layer leads to it.
+ *
+ * The statistics pass is the same walk, made to go on: it counts every
+ * problem instead of stopping at the first, so it must never trust a link.
+ * A link is classed once, as a self-link, a dangling link (out of range,
+ * to a freed slot, or to a node not on that layer), a duplicate, or sound;
+ * only sound links are followed, for reciprocity and for reachability, and
+ * a count above the layer's bound is read as the bound (and counted), so a
+ * damaged list is never read past its block.  Reciprocity scans the
+ * target's list for the source, O(edges x M0), but only from the lower
+ * end of a pair, which then counts both links.  The time goes on cache
+ * misses, not on the scans: on 100,000 random vectors of dimension 32
+ * (M 16, 2.4 million layer-0 links; the 2-core test machine) scanning from
+ * both ends took 0.44 s, from the lower end 0.24 s, and with the targets'
+ * states, levels and lists prefetched a list ahead 0.10 s, against 0.07 s
+ * for sw_verify.  Sorting the lists or hashing the edge set would miss as
+ * often and need memory.
+ *
+ * Memory by component is computed from the record geometry (capacity x
+ * record parts, the side arrays, the upper lists of each level), not from
+ * separate allocation counters, so it costs nothing on the hot paths; what
+ * the geometry does not cover is the remainder, memory_other.
  */
 #include "internal.h"
 
@@ -171,39 +192,76 @@ int sw__check_graph_ex(const sw_index *ix, char *err, size_t errlen, int reach) 
     return 0;
 }
 
+/* Can a link on `layer` lead to t?  Not if it is out of range, a freed
+ * slot, or a node below that layer. */
+static inline bool link_ok(const sw_index *ix, uint32_t count, uint32_t t, int layer) {
+    return t < count && !(sw__flags(ix, t) & SW__F_FREE) && sw__level(ix, t) >= layer;
+}
+
+/* The ids of s's list on `layer` (s and layer known valid), *deg set to
+ * its count clamped to the layer's bound; *over (may be NULL) counts a
+ * clamped list.  NULL for a node without upper lists. */
+static const uint32_t *list_of(const sw_index *ix, uint32_t s, int layer, uint32_t *deg,
+                               uint64_t *over) {
+    if (layer > 0 && !*sw__upper_ptr(ix, s)) {
+        *deg = 0;
+        return NULL;
+    }
+    const uint32_t *links = sw__links(ix, s, layer);
+    uint32_t d = links[0], bound = sw__max_degree(ix, layer);
+    if (d > bound) {
+        d = bound;
+        if (over) (*over)++;
+    }
+    *deg = d;
+    return links + 1;
+}
+
+/* An explicit-stack DFS that follows only links that lead somewhere
+ * (link_ok), so it is safe on a damaged graph. */
+void sw__reach_from(const sw_index *ix, uint32_t count, uint32_t from, uint8_t *seen,
+                    uint32_t *stack) {
+    size_t top = 0;
+    if (link_ok(ix, count, from, 0) && !seen[from]) { /* else nothing is reached */
+        stack[top++] = from;
+        seen[from] = 1;
+    }
+    while (top) {
+        uint32_t s = stack[--top];
+        for (int l = 0; l <= sw__level(ix, s); l++) {
+            /* bounded, also for a damaged mapped record (sw__link_limit) */
+            uint32_t d;
+            const uint32_t *ids = list_of(ix, s, l, &d, NULL);
+            for (uint32_t j = 0; j < d; j++) {
+                uint32_t t = ids[j];
+                if (link_ok(ix, count, t, l) && !seen[t]) {
+                    seen[t] = 1;
+                    stack[top++] = t;
+                }
+            }
+        }
+    }
+}
+
 /* Nodes no search can reach: not reached from the entry point over the
- * union of the layers, by an explicit-stack DFS.  *first (may be NULL) gets
- * the lowest such slot.  SIZE_MAX when out of memory. */
+ * union of the layers.  *first (may be NULL) gets the lowest such slot.
+ * SIZE_MAX when out of memory. */
 size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
     int max_level;
-    const uint32_t entry = sw__top(ix, &max_level);
-    if (entry == SW__NONE) return 0;
-    uint8_t *seen = calloc(ix->count, 1);
-    uint32_t *stack = malloc((size_t)ix->count * sizeof *stack);
+    const uint32_t entry = sw__top(ix, &max_level), count = sw__count(ix);
+    if (first_out) *first_out = SW__NONE;
+    if (entry == SW__NONE || count == 0) return 0;
+    uint8_t *seen = calloc(count, 1);
+    uint32_t *stack = malloc((size_t)count * sizeof *stack);
     if (!seen || !stack) {
         free(seen);
         free(stack);
         return SIZE_MAX;
     }
-    size_t top = 0;
-    stack[top++] = entry;
-    seen[entry] = 1;
-    while (top) {
-        uint32_t s = stack[--top];
-        for (int l = 0; l <= sw__level(ix, s); l++) {
-            const uint32_t *links = sw__links(ix, s, l);
-            /* bounded, for a damaged mapped record (see sw__link_limit) */
-            uint32_t deg = links[0] < sw__max_degree(ix, l) ? links[0] : sw__max_degree(ix, l);
-            for (uint32_t j = 1; j <= deg; j++)
-                if (links[j] < ix->count && !seen[links[j]]) {
-                    seen[links[j]] = 1;
-                    stack[top++] = links[j];
-                }
-        }
-    }
+    sw__reach_from(ix, count, entry, seen, stack);
     size_t lost = 0;
     uint32_t first = SW__NONE;
-    for (uint32_t s = 0; s < ix->count; s++)
+    for (uint32_t s = 0; s < count; s++)
         if (!seen[s] && !(sw__flags(ix, s) & SW__F_FREE)) {
             if (first == SW__NONE) first = s;
             lost++;
@@ -214,6 +272,91 @@ size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
     return lost;
 }
 
+/* ==== Statistics ==== */
+
+/* memory_bytes by component.  Caller holds save_lock alone, so no add,
+ * delete or update changes the slots, their upper lists or the label map
+ * meanwhile; searches may still be running. */
+static void memory_breakdown(const sw_index *ix, sw_stats *out) {
+    sw_index *mix = (sw_index *)ix;
+    const size_t cap = sw__capacity(ix);
+    const uint32_t count = sw__count(ix);
+    /* A mapped index (sw_open_mmap) reads its records from the file and
+     * allocates only the side arrays; the mapping is apart from
+     * memory_bytes. */
+    if (!ix->map) {
+        out->memory_vectors = cap * ix->links_off;
+        out->memory_links0 = cap * (ix->rec_bytes - ix->links_off);
+    }
+    out->memory_mapped = ix->map ? ix->map_len : 0;
+    size_t upper = 0;
+    /* Freed slots keep their upper lists until the slot is reused. */
+    for (uint32_t s = 0; s < count; s++) {
+        int lv = sw__level(ix, s);
+        if (lv > 0 && *sw__upper_ptr(ix, s))
+            upper += (size_t)lv * ix->upper_stride * sizeof(uint32_t);
+    }
+    out->memory_upper = upper;
+    out->memory_labels = (cap >> ix->chunk_shift) * sw__side_bytes(ix) +
+                         ix->labels.cap * (sizeof *ix->labels.keys + sizeof *ix->labels.vals);
+    /* Only idle contexts: one a running search holds may be growing its
+     * buffers (storage.c regrows them without the lock), so its sizes
+     * cannot be read without a race; its bytes land in memory_other.  The
+     * parts are those ctx_free() in storage.c releases. */
+    size_t scratch = 0;
+    pthread_mutex_lock(&mix->ctx_lock);
+    for (const sw__ctx *c = mix->ctx_free; c; c = c->next)
+        scratch += sizeof *c + c->visited_cap * sizeof *c->visited +
+                   c->pool_cap * sizeof *c->pool + c->expanded_cap +
+                   c->work_cap * sizeof *c->work + c->dim * sizeof(float) +
+                   (sizeof *c->extra << SW__EXTRA_BITS);
+    pthread_mutex_unlock(&mix->ctx_lock);
+    out->memory_scratch = scratch;
+    out->memory_bytes = sw_memory_usage(ix);
+    size_t parts = out->memory_vectors + out->memory_links0 + out->memory_upper +
+                   out->memory_labels + out->memory_scratch;
+    out->memory_other = out->memory_bytes > parts ? out->memory_bytes - parts : 0;
+}
+
+/* One node's lists into the per-layer counts. */
+static void stats_node(const sw_index *ix, uint32_t count, uint32_t s, sw_stats *out) {
+    int lv = sw__level(ix, s);
+    for (int l = 0; l <= lv && (uint32_t)l < out->layers; l++) {
+        sw_layer_stats *ls = &out->layer[l];
+        uint32_t d;
+        const uint32_t *ids = list_of(ix, s, l, &d, &ls->overfull_lists);
+        ls->nodes++;
+        ls->edges += d;
+        if (d < ls->min_degree) ls->min_degree = d;
+        if (d > ls->max_degree) ls->max_degree = d;
+        /* Every target's state and level is read below, and the list of
+         * each higher one; start the misses together. */
+        if (l == 0)
+            for (uint32_t j = 0; j < d; j++)
+                if (ids[j] < count) {
+                    SW__PREFETCH(sw__level_ptr(ix, ids[j]));
+                    SW__PREFETCH(sw__flags_ptr(ix, ids[j]));
+                    if (ids[j] > s) SW__PREFETCH(sw__links0(ix, ids[j]));
+                }
+        for (uint32_t j = 0; j < d; j++) {
+            uint32_t t = ids[j], td;
+            if (t == s) {
+                ls->self_links++;
+            } else if (!link_ok(ix, count, t, l)) {
+                ls->dangling_links++;
+            } else if (sw__in_list(ids, j, t)) {
+                ls->duplicate_links++;
+            } else if (t > s) {
+                /* A pair linked both ways is found from its lower end
+                 * and counts its two links: half the scans.  s's link
+                 * in t's list is sound by then: s is on this layer, not
+                 * t, and sw__in_list finds its first copy. */
+                const uint32_t *back = list_of(ix, t, l, &td, NULL);
+                if (back && sw__in_list(back, td, s)) ls->reciprocal_edges += 2;
+            }
+        }
+    }
+}
 /* ==== Public inspection ==== */
 
 /* Both hold save_lock alone, as sw_save does: no add is half done while the
@@ -239,32 +382,35 @@ sw_status sw_get_stats(const sw_index *ix, sw_stats *out) {
     memset(out, 0, sizeof *out);
     pthread_rwlock_wrlock(&mix->save_lock);
     int max_level;
-    uint32_t entry = sw__top(ix, &max_level);
-    out->layers = entry == SW__NONE ? 0 : (uint32_t)max_level + 1;
-    out->entry_label = entry == SW__NONE ? SW_NO_LABEL : *sw__label_ptr(ix, entry);
+    const uint32_t entry = sw__top(ix, &max_level), count = sw__count(ix);
+    const bool have_entry = entry != SW__NONE && entry < count;
+    out->layers = !have_entry || max_level < 0 ? 0
+                  : (uint32_t)max_level >= SW_MAX_LAYERS ? SW_MAX_LAYERS
+                                                         : (uint32_t)max_level + 1;
+    out->entry_label = have_entry ? *sw__label_ptr(ix, entry) : SW_NO_LABEL;
     out->free_slots = ix->nfree;
     for (uint32_t l = 0; l < out->layers; l++) out->layer[l].min_degree = UINT32_MAX;
-    for (uint32_t s = 0; s < ix->count; s++) {
+    for (uint32_t s = 0; s < count; s++) {
         unsigned f = sw__flags(ix, s);
         if (f & SW__F_FREE) continue;
         if (f & SW__F_DELETED) out->deleted++;
         else out->count++;
-        int lv = sw__level(ix, s);
-        for (int l = 0; l <= lv && (uint32_t)l < out->layers; l++) {
-            sw_layer_stats *ls = &out->layer[l];
-            uint32_t d = sw__links(ix, s, l)[0];
-            ls->nodes++;
-            ls->edges += d;
-            if (d < ls->min_degree) ls->min_degree = d;
-            if (d > ls->max_degree) ls->max_degree = d;
-        }
+        stats_node(ix, count, s, out);
     }
     size_t lost = sw__unreachable(ix, NULL);
+    memory_breakdown(ix, out);
     pthread_rwlock_unlock(&mix->save_lock);
     if (lost == SIZE_MAX) return sw__fail(SW_ENOMEM, "sw_get_stats: reachability");
     out->unreachable = lost;
-    for (uint32_t l = 0; l < out->layers; l++)
-        if (!out->layer[l].nodes) out->layer[l].min_degree = 0;
-    out->memory_bytes = sw_memory_usage(ix);
+    for (uint32_t l = 0; l < out->layers; l++) {
+        sw_layer_stats *ls = &out->layer[l];
+        if (!ls->nodes) ls->min_degree = 0;
+        ls->mean_degree = ls->nodes ? (double)ls->edges / (double)ls->nodes : 0.0;
+        ls->reciprocal_share = ls->edges ? (double)ls->reciprocal_edges / (double)ls->edges : 0.0;
+        out->self_links += ls->self_links;
+        out->duplicate_links += ls->duplicate_links;
+        out->dangling_links += ls->dangling_links;
+        out->overfull_lists += ls->overfull_lists;
+    }
     return SW_OK;
 }

@@ -643,6 +643,9 @@ release:
 unlock:
     pthread_mutex_destroy(&j.lock);
 out:
+    /* and any node left unreachable, by the repairs or by earlier adds
+     * (insert.c, "Islands") is linked back in */
+    if (st == SW_OK) (void)sw__reconnect(ix);
     pthread_rwlock_unlock(&ix->save_lock);
     return st;
 }

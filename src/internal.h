@@ -584,5 +584,15 @@ SW__HIDDEN int sw__check_graph_ex(const sw_index *index, char *err, size_t errle
  * reachable: all metrics but inner product (insert.c says why). */
 static inline bool sw__keeps_reachable(const sw_index *ix) { return ix->metric != SW_METRIC_IP; }
 SW__HIDDEN size_t sw__unreachable(const sw_index *ix, uint32_t *first);
+/* Mark in seen[0..count) every node reachable from `from` over the union
+ * of the layers, through sound links only, that is not yet marked; stack
+ * has room for count ids. */
+SW__HIDDEN void sw__reach_from(const sw_index *ix, uint32_t count, uint32_t from, uint8_t *seen,
+                               uint32_t *stack);
+/* Link every node no search reaches from the entry point to the nearest
+ * node one does reach (insert.c); the caller holds save_lock alone
+ * (searches may run).  Returns how many stay unreachable, SIZE_MAX when
+ * out of memory (the graph is then as it was, or better). */
+SW__HIDDEN size_t sw__reconnect(sw_index *ix);
 
 #endif /* SW_INTERNAL_H */

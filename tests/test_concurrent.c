@@ -1334,3 +1334,101 @@ TEST(concurrent_single_adds_same_label)
         free(vecs[t]);
     free(queries);
 }
+
+/* ===================================================================== */
+/* sw_get_stats during searches                                          */
+/* ===================================================================== */
+
+/* sw_get_stats holds save_lock alone, which keeps adds out but not
+ * searches, and its memory breakdown walks the idle scratch contexts while
+ * searches take, grow and return them.  Searchers widen their pools as
+ * they go (ef up to 1,200), so contexts keep growing during the reports.
+ * Each report must still be whole: the graph counts of the quiet index,
+ * no damage, parts never above the total; and once the searchers are done
+ * every byte they added is scratch space. */
+typedef struct gs_thread {
+    sw_index *ix;
+    const float *queries;
+    size_t nq, rounds, bad;
+    unsigned seed;
+    atomic_int *running; /* searchers not yet done */
+} gs_thread;
+
+static void *gs_searcher(void *arg)
+{
+    gs_thread *t = arg;
+    sw_search_params p = sw_search_params_default();
+    uint64_t labels[10];
+    size_t n_found;
+
+    for (size_t r = 0; r < t->rounds; r++)
+        for (size_t q = 0; q < t->nq; q++) {
+            p.ef = (uint32_t)(10 + (r * t->nq + q + t->seed) * 37 % 1200);
+            if (sw_search(t->ix, t->queries + q * CC_DIM, CC_DIM, 10, &p, labels, NULL,
+                          &n_found) != SW_OK ||
+                n_found != 10)
+                t->bad++;
+        }
+    atomic_fetch_sub(t->running, 1);
+    return NULL;
+}
+
+TEST(concurrent_stats_during_searches)
+{
+    enum { T = 3 };
+    const size_t n = CC_SIZE(2000, 400), nq = CC_SIZE(100, 20), reports = CC_SIZE(40, 8);
+    float *data = tu_clustered(n, CC_DIM, CC_CENTRES, 871, 1);
+    float *queries = tu_clustered(nq, CC_DIM, CC_CENTRES, 871, 2);
+    sw_options o = cc_opts(100);
+    sw_index *ix;
+    sw_stats base, st;
+    gs_thread th[T];
+    pthread_t tid[T];
+    int started[T] = {0};
+    size_t bad_reports = 0, n_reports = 0;
+    atomic_int running;
+
+    REQUIRE(data != NULL && queries != NULL);
+    ix = tu_build(&o, data, n);
+    REQUIRE(ix != NULL);
+    REQUIRE_OK(sw_get_stats(ix, &base));
+    atomic_init(&running, T);
+    for (int i = 0; i < T; i++) {
+        th[i] = (gs_thread){ix, queries, nq, CC_SIZE(3, 2), 0, (unsigned)i * 101u, &running};
+        started[i] = pthread_create(&tid[i], NULL, gs_searcher, &th[i]) == 0;
+        if (!started[i])
+            atomic_fetch_sub(&running, 1);
+    }
+    /* Reports for as long as any searcher runs, and at least `reports`. */
+    for (size_t r = 0; r < reports || atomic_load(&running) > 0; r++) {
+        size_t parts;
+
+        n_reports++;
+        if (sw_get_stats(ix, &st) != SW_OK) {
+            bad_reports++;
+            continue;
+        }
+        parts = st.memory_vectors + st.memory_links0 + st.memory_upper + st.memory_labels +
+                st.memory_scratch;
+        if (memcmp(st.layer, base.layer, sizeof st.layer) != 0 || st.count != n ||
+            st.self_links + st.duplicate_links + st.dangling_links + st.overfull_lists ||
+            st.unreachable != base.unreachable || parts > st.memory_bytes ||
+            st.memory_vectors != base.memory_vectors || st.memory_labels != base.memory_labels)
+            bad_reports++;
+    }
+    for (int i = 0; i < T; i++) {
+        CHECK(started[i]);
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        CHECK_EQ_UINT(th[i].bad, 0);
+    }
+    CHECK_EQ_UINT(bad_reports, 0);
+    NOTE("%zu reports during %d x %zu x %zu searches", n_reports, T, th[0].rounds, nq);
+    REQUIRE_OK(sw_get_stats(ix, &st));
+    CHECK(st.memory_scratch > base.memory_scratch);
+    CHECK_EQ_UINT(st.memory_scratch - base.memory_scratch, st.memory_bytes - base.memory_bytes);
+    CHECK_EQ_UINT(st.memory_other, base.memory_other);
+    sw_free(ix);
+    free(queries);
+    free(data);
+}

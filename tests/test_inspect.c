@@ -17,7 +17,15 @@
  *     (layer 0 in the records, each upper layer in a section of its own),
  *     so walking it (with testutil's own format 4 parser) gives the nodes, edges and degree range of every layer,
  *     the tombstones and the entry point, and the two must agree exactly;
- *     plus the bounds the parameters put on degrees (M0 on layer 0, M above);
+ *     the walk also finds every reciprocated link (a->b with b->a) by
+ *     scanning from both ends, where the library scans from the lower end
+ *     only; plus the bounds the parameters put on degrees (M0 on layer 0,
+ *     M above), and no self, duplicate or dangling link on any graph the
+ *     library made (tests/test_damage.c counts them on a damaged one);
+ *   - the memory components against what the counts imply: the upper
+ *     lists are exactly (1 + M) words per node per layer above 0, the
+ *     parts add up to sw_memory_usage, and the remainder (memory_other)
+ *     stays small and grows by exactly the metadata bytes set;
  *   - sw_verify must say SW_OK on every index the library itself produced
  *     (fresh, tombstoned, truly deleted, compacted, reloaded, emptied), and
  *     SW_ECORRUPT on a loadable file the loader cannot see is wrong: one
@@ -197,6 +205,74 @@ static void layer_add(sw_layer_stats *ls, uint32_t d)
         ls->max_degree = d;
 }
 
+/* The links of a walked format 4 file (file_walk has checked every list's
+ * extent), classed as sw_stats classes them: self, dangling (past the node
+ * count, or to a node below the layer), duplicate, and, among the sound
+ * ones, those whose target links back, found by scanning the target's list
+ * for every link (both ends of a pair). */
+static int file_links(const unsigned char *f, const tu_v4 *v, file_stats *fs, char *why,
+                      size_t whylen)
+{
+    uint64_t n = v->count;
+    uint32_t layers = fs->st.layers;
+    const tu_v4_section *levels = tu_v4_find(v, TU_SEC_LEVELS, 0);
+    const tu_v4_section *nodes = tu_v4_find(v, TU_SEC_NODES, 0);
+    size_t *list = malloc((n ? n : 1) * (layers ? layers : 1) * sizeof *list);
+
+    if (list == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    /* list[l * n + i]: the offset of node i's degree word on layer l */
+    for (uint64_t i = 0; i < n; i++)
+        list[i] = (size_t)(nodes->off + i * v->rec_bytes + v->links_off);
+    for (uint32_t l = 1; l < layers; l++) {
+        size_t at = (size_t)tu_v4_find(v, TU_SEC_UPPER, l)->off;
+
+        for (uint64_t i = 0; i < n; i++)
+            if (f[levels->off + i] >= l) {
+                list[l * n + i] = at;
+                at += 4 + 4 * (size_t)tu_get_u32(f + at);
+            }
+    }
+    for (uint64_t i = 0; i < n; i++)
+        for (uint32_t l = 0; l <= f[levels->off + i]; l++) {
+            sw_layer_stats *ls = &fs->st.layer[l];
+            size_t at = list[l * n + i];
+            uint32_t d = tu_get_u32(f + at);
+
+            for (uint32_t j = 0; j < d; j++) {
+                uint32_t t = tu_get_u32(f + at + 4 + (size_t)j * 4), td;
+                size_t back;
+                int dup = 0;
+
+                if (t == i) {
+                    ls->self_links++;
+                    continue;
+                }
+                if (t >= n || f[levels->off + t] < l) {
+                    ls->dangling_links++;
+                    continue;
+                }
+                for (uint32_t k = 0; k < j && !dup; k++)
+                    dup = tu_get_u32(f + at + 4 + (size_t)k * 4) == t;
+                if (dup) {
+                    ls->duplicate_links++;
+                    continue;
+                }
+                back = list[l * n + t];
+                td = tu_get_u32(f + back);
+                for (uint32_t k = 0; k < td; k++)
+                    if (tu_get_u32(f + back + 4 + (size_t)k * 4) == i) {
+                        ls->reciprocal_edges++;
+                        break;
+                    }
+            }
+        }
+    free(list);
+    return 0;
+}
+
 /* Walk a format 4 file (tu_v4_parse, then every section the graph is in);
  * 0 on success, else -1 with the reason in why. */
 static int file_walk(const unsigned char *f, size_t len, file_stats *fs, char *why, size_t whylen)
@@ -277,7 +353,7 @@ static int file_walk(const unsigned char *f, size_t len, file_stats *fs, char *w
     for (uint32_t l = 0; l < fs->st.layers; l++)
         if (fs->st.layer[l].nodes == 0)
             fs->st.layer[l].min_degree = 0;
-    rc = 0;
+    rc = file_links(f, v, fs, why, whylen);
 out:
     free(v);
     return rc;
@@ -334,6 +410,10 @@ static void check_stats_match_file_at(const sw_index *ix, const char *dir, const
         FIELD_EQ(layer[l].edges);
         FIELD_EQ(layer[l].min_degree);
         FIELD_EQ(layer[l].max_degree);
+        FIELD_EQ(layer[l].self_links);
+        FIELD_EQ(layer[l].duplicate_links);
+        FIELD_EQ(layer[l].dangling_links);
+        FIELD_EQ(layer[l].reciprocal_edges);
     }
 #undef FIELD_EQ
 }
@@ -346,6 +426,8 @@ static void check_stats_bounds_at(const sw_stats *st, uint32_t M, uint32_t M0,
                                   int line)
 {
     uint64_t total_nodes = st->count + st->deleted;
+    uint64_t self = 0, dup = 0, dangling = 0, overfull = 0;
+    size_t parts;
 
     if (st->layers > SW_MAX_LAYERS) {
         sw_test_fail_at(file, line, "%s: %u layers", what, st->layers);
@@ -365,11 +447,40 @@ static void check_stats_bounds_at(const sw_stats *st, uint32_t M, uint32_t M0,
         uint32_t bound = l == 0 ? M0 : M;
 
         if (l >= st->layers) {
-            if (ls->nodes || ls->edges || ls->min_degree || ls->max_degree)
+            if (ls->nodes || ls->edges || ls->min_degree || ls->max_degree ||
+                ls->mean_degree != 0.0 || ls->self_links || ls->duplicate_links ||
+                ls->dangling_links || ls->overfull_lists || ls->reciprocal_edges ||
+                ls->reciprocal_share != 0.0)
                 sw_test_fail_at(file, line, "%s: layer %u beyond the %u in use is not zero", what,
                                 l, st->layers);
             continue;
         }
+        self += ls->self_links;
+        dup += ls->duplicate_links;
+        dangling += ls->dangling_links;
+        overfull += ls->overfull_lists;
+        if (ls->self_links || ls->duplicate_links || ls->dangling_links || ls->overfull_lists)
+            sw_test_fail_at(file, line,
+                            "%s: layer %u of a sound graph has %llu self, %llu duplicate and "
+                            "%llu dangling links and %llu overfull lists",
+                            what, l, (unsigned long long)ls->self_links,
+                            (unsigned long long)ls->duplicate_links,
+                            (unsigned long long)ls->dangling_links,
+                            (unsigned long long)ls->overfull_lists);
+        /* The same division, so equal to the last bit. */
+        if (ls->nodes && ls->mean_degree != (double)ls->edges / (double)ls->nodes)
+            sw_test_fail_at(file, line, "%s: layer %u mean degree %g, edges / nodes %g", what, l,
+                            ls->mean_degree, (double)ls->edges / (double)ls->nodes);
+        /* A reciprocated link's partner is reciprocated too: an even count. */
+        if (ls->reciprocal_edges > ls->edges || ls->reciprocal_edges % 2)
+            sw_test_fail_at(file, line, "%s: layer %u has %llu reciprocal edges of %llu", what, l,
+                            (unsigned long long)ls->reciprocal_edges,
+                            (unsigned long long)ls->edges);
+        if (ls->reciprocal_share !=
+            (ls->edges ? (double)ls->reciprocal_edges / (double)ls->edges : 0.0))
+            sw_test_fail_at(file, line, "%s: layer %u reciprocal share %g for %llu of %llu", what,
+                            l, ls->reciprocal_share, (unsigned long long)ls->reciprocal_edges,
+                            (unsigned long long)ls->edges);
         if (l == 0 && ls->nodes != total_nodes)
             sw_test_fail_at(file, line, "%s: layer 0 has %llu nodes, index %llu", what,
                             (unsigned long long)ls->nodes, (unsigned long long)total_nodes);
@@ -395,6 +506,23 @@ static void check_stats_bounds_at(const sw_stats *st, uint32_t M, uint32_t M0,
     }
     if (st->layers > 0 && st->layer[st->layers - 1].nodes == 0)
         sw_test_fail_at(file, line, "%s: top layer empty", what);
+    if (st->self_links != self || st->duplicate_links != dup ||
+        st->dangling_links != dangling || st->overfull_lists != overfull)
+        sw_test_fail_at(file, line, "%s: totals %llu/%llu/%llu/%llu, the layers sum to "
+                        "%llu/%llu/%llu/%llu", what, (unsigned long long)st->self_links,
+                        (unsigned long long)st->duplicate_links,
+                        (unsigned long long)st->dangling_links,
+                        (unsigned long long)st->overfull_lists, (unsigned long long)self,
+                        (unsigned long long)dup, (unsigned long long)dangling,
+                        (unsigned long long)overfull);
+    parts = st->memory_vectors + st->memory_links0 + st->memory_upper + st->memory_labels +
+            st->memory_scratch;
+    if (parts > st->memory_bytes || parts + st->memory_other != st->memory_bytes)
+        sw_test_fail_at(file, line, "%s: memory parts %zu + other %zu, total %zu", what, parts,
+                        st->memory_other, st->memory_bytes);
+    if (st->memory_mapped != 0 && st->memory_vectors + st->memory_links0 != 0)
+        sw_test_fail_at(file, line, "%s: %zu bytes mapped, and records in memory too", what,
+                        st->memory_mapped);
 }
 #define CHECK_STATS_BOUNDS(st, M, M0, minb, what) \
     check_stats_bounds_at((st), (M), (M0), (minb), (what), __FILE__, __LINE__)
@@ -857,6 +985,130 @@ TEST(inspect_stats_bounds_follow_parameters)
     sw_free(ix);
 
     tu_rmtree(dir);
+    free(labels);
+    free(data);
+}
+
+/* The integrity report and the memory components of a sound index. */
+TEST(inspect_stats_reciprocity_and_memory)
+{
+    sw_options o = in_opts();
+    float *data = tu_clustered(IN_N, IN_DIM, 8, 9061, 9062);
+    uint64_t *labels = in_labels(IN_N, 9063);
+    static unsigned char meta[1000];
+    uint64_t *found = malloc(500 * sizeof *found);
+    sw_search_params p = sw_search_params_default();
+    sw_index *ix = NULL;
+    sw_stats st, st2;
+    uint64_t upper_nodes = 0;
+    size_t n_found = 0;
+
+    REQUIRE(data != NULL && labels != NULL && found != NULL);
+    REQUIRE_OK(sw_create(&o, &ix));
+    REQUIRE_OK(sw_get_stats(ix, &st));
+    CHECK_EQ_UINT(st.memory_vectors + st.memory_links0 + st.memory_upper, 0);
+    CHECK_EQ_UINT(st.memory_scratch, 0); /* nothing has needed scratch space yet */
+    CHECK_STATS_BOUNDS(&st, 16, 32, 1, "empty");
+    sw_free(ix);
+
+    ix = tu_build_labels(&o, data, labels, IN_N);
+    REQUIRE(ix != NULL);
+    REQUIRE_OK(sw_get_stats(ix, &st));
+    CHECK_STATS_BOUNDS(&st, 16, 32, 1, "fresh");
+    CHECK_EQ_UINT(st.unreachable, 0);
+    /* Algorithm 1 links a new node to its neighbours and them back to
+     * it, and only pruning breaks a pair, so most links are reciprocated:
+     * on layer 0 far more than the 0.3 a random graph could reach. */
+    for (uint32_t l = 0; l < st.layers; l++) {
+        CHECK(st.layer[l].reciprocal_share > 0.0 || st.layer[l].edges == 0);
+        CHECK(st.layer[l].reciprocal_share <= 1.0);
+    }
+    CHECK(st.layer[0].reciprocal_share > 0.6);
+    CHECK(st.layer[0].edges ==
+          (uint64_t)(st.layer[0].mean_degree * (double)st.layer[0].nodes + 0.5));
+    NOTE("layer 0: mean degree %.2f, %.3f of links reciprocated; layer 1: %.3f",
+         st.layer[0].mean_degree, st.layer[0].reciprocal_share,
+         st.layers > 1 ? st.layer[1].reciprocal_share : 0.0);
+
+    /* No free slot: the upper lists are exactly 1 + M words per node per
+     * layer above 0. */
+    for (uint32_t l = 1; l < st.layers; l++)
+        upper_nodes += st.layer[l].nodes;
+    CHECK_EQ_UINT(st.memory_upper, upper_nodes * (1 + 16) * sizeof(uint32_t));
+    CHECK(st.memory_vectors >= IN_N * IN_DIM * sizeof(float));
+    CHECK(st.memory_links0 >= IN_N * (1 + 32) * sizeof(uint32_t));
+    /* a label per slot, and a map bucket (label and slot) per label */
+    CHECK(st.memory_labels >= IN_N * (8 + 8 + 4));
+    CHECK(st.memory_scratch > 0); /* the adds' context, idle now */
+    /* The rest is the index itself, the chunk directory and small change:
+     * a side-array size out of step with storage.c would put at least a
+     * byte per slot (thousands) here, or make the parts exceed the total. */
+    CHECK(st.memory_other < 4096);
+    CHECK_EQ_UINT(st.memory_mapped, 0);
+    NOTE("memory: %zu = vectors %zu + links0 %zu + upper %zu + labels %zu + scratch %zu + "
+         "other %zu", st.memory_bytes, st.memory_vectors, st.memory_links0, st.memory_upper,
+         st.memory_labels, st.memory_scratch, st.memory_other);
+
+    /* A search with a larger pool grows its context: all of the growth is
+     * scratch space. */
+    p.ef = 2000;
+    REQUIRE_OK(sw_search(ix, data, IN_DIM, 500, &p, found, NULL, &n_found));
+    CHECK_EQ_UINT(n_found, 500);
+    REQUIRE_OK(sw_get_stats(ix, &st2));
+    CHECK_STATS_BOUNDS(&st2, 16, 32, 1, "after a wide search");
+    CHECK(st2.memory_scratch > st.memory_scratch);
+    CHECK_EQ_UINT(st2.memory_scratch - st.memory_scratch, st2.memory_bytes - st.memory_bytes);
+    CHECK_EQ_UINT(st2.memory_other, st.memory_other);
+
+    /* Metadata is among the rest, byte for byte. */
+    memset(meta, 7, sizeof meta);
+    st = st2;
+    REQUIRE_OK(sw_set_metadata(ix, meta, sizeof meta));
+    REQUIRE_OK(sw_get_stats(ix, &st2));
+    CHECK_EQ_UINT(st2.memory_other, st.memory_other + sizeof meta);
+    CHECK_EQ_UINT(st2.memory_bytes, st.memory_bytes + sizeof meta);
+    CHECK_EQ_UINT(st2.memory_labels, st.memory_labels);
+
+    /* A truly deleted node keeps its slot, and its upper lists until the
+     * slot is reused: the memory stays where it was. */
+    REQUIRE_OK(sw_delete(ix, labels[17]));
+    st = st2;
+    REQUIRE_OK(sw_get_stats(ix, &st2));
+    CHECK_STATS_BOUNDS(&st2, 16, 32, 1, "after sw_delete");
+    CHECK_EQ_UINT(st2.free_slots, 1);
+    CHECK_EQ_UINT(st2.memory_vectors, st.memory_vectors);
+    CHECK_EQ_UINT(st2.memory_upper, st.memory_upper);
+    CHECK_VERIFY_OK(ix, "reciprocity and memory");
+
+    /* Served from a mapped file: the same graph report, the records in the
+     * mapping (the whole file) rather than in memory_bytes. */
+    {
+        char dir[256], path[300];
+        size_t len = 0;
+        unsigned char *bytes;
+        sw_index *mx = NULL;
+        sw_stats ms;
+
+        REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
+        snprintf(path, sizeof path, "%s/m.swi", dir);
+        REQUIRE_OK(sw_compact(ix, 1)); /* no free slot: the file numbers the same nodes */
+        REQUIRE_OK(sw_get_stats(ix, &st2));
+        REQUIRE_OK(sw_save(ix, path));
+        bytes = tu_read_file(path, &len);
+        free(bytes);
+        REQUIRE_OK(sw_open_mmap(path, NULL, &mx));
+        REQUIRE_OK(sw_get_stats(mx, &ms));
+        CHECK_STATS_BOUNDS(&ms, 16, 32, 1, "mapped");
+        CHECK(memcmp(ms.layer, st2.layer, sizeof ms.layer) == 0);
+        CHECK_EQ_UINT(ms.memory_vectors + ms.memory_links0, 0);
+        CHECK_EQ_UINT(ms.memory_mapped, len);
+        CHECK(len > 0 && ms.memory_bytes < st2.memory_bytes);
+        CHECK_EQ_UINT(ms.memory_upper, st2.memory_upper);
+        sw_free(mx);
+        tu_rmtree(dir);
+    }
+    sw_free(ix);
+    free(found);
     free(labels);
     free(data);
 }

@@ -444,7 +444,23 @@ class Index:
     # ---- inspecting ----
 
     def stats(self) -> dict:
-        """Counts and degrees per layer, memory, the SIMD level in use."""
+        """The graph's integrity report, memory by component, the SIMD level.
+
+        Keys: ``count``, ``deleted``, ``free_slots``, ``entry_label`` (None
+        when empty), ``unreachable`` (nodes no search reaches from the
+        entry point), ``self_links``, ``duplicate_links``,
+        ``dangling_links`` and ``overfull_lists`` (totals over the layers;
+        all 0 on a sound index), ``memory_bytes`` (as ``memory_usage``),
+        ``memory`` (bytes by component: ``total`` = ``memory_bytes`` =
+        ``vectors`` + ``links0`` + ``upper`` + ``labels`` + ``scratch`` +
+        ``other``; ``mapped``, bytes of a memory-mapped file, is apart from
+        the total), ``simd``, and ``layers``: one dict per layer, layer 0
+        first, with ``nodes``, ``edges``, ``min_degree``, ``mean_degree``,
+        ``max_degree``, the four problem counts of that layer, and
+        ``reciprocal_edges`` / ``reciprocal_share`` (sound links a->b
+        where b also links to a, and their share of ``edges``).  Unlike
+        ``verify`` it counts problems rather than stopping at the first.
+        """
         return self._ix.stats()
 
     def verify(self) -> bool:

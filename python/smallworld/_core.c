@@ -613,28 +613,50 @@ static PyObject *Index_stats(IndexObject *self, PyObject *unused) {
     for (uint32_t l = 0; layers && l < s->layers; l++) {
         const sw_layer_stats *ls = &s->layer[l];
         PyObject *d = Py_BuildValue(
-            "{s:K,s:K,s:I,s:I,s:d}", "nodes", (unsigned long long)ls->nodes, "edges",
-            (unsigned long long)ls->edges, "min_degree", ls->min_degree, "max_degree",
-            ls->max_degree, "mean_degree", ls->nodes ? (double)ls->edges / (double)ls->nodes : 0.0);
+            "{s:K,s:K,s:I,s:I,s:d,s:K,s:K,s:K,s:K,s:K,s:d}", "nodes",
+            (unsigned long long)ls->nodes, "edges", (unsigned long long)ls->edges, "min_degree",
+            ls->min_degree, "max_degree", ls->max_degree, "mean_degree", ls->mean_degree,
+            "self_links", (unsigned long long)ls->self_links, "duplicate_links",
+            (unsigned long long)ls->duplicate_links, "dangling_links",
+            (unsigned long long)ls->dangling_links, "overfull_lists",
+            (unsigned long long)ls->overfull_lists, "reciprocal_edges",
+            (unsigned long long)ls->reciprocal_edges, "reciprocal_share", ls->reciprocal_share);
         if (!d) {
             Py_CLEAR(layers);
             break;
         }
         PyList_SET_ITEM(layers, l, d);
     }
+    /* The components of memory_bytes (sw_stats says what each holds). */
+    PyObject *memory = Py_BuildValue(
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "total", (unsigned long long)s->memory_bytes,
+        "vectors", (unsigned long long)s->memory_vectors, "links0",
+        (unsigned long long)s->memory_links0, "upper", (unsigned long long)s->memory_upper,
+        "labels", (unsigned long long)s->memory_labels, "scratch",
+        (unsigned long long)s->memory_scratch, "other", (unsigned long long)s->memory_other,
+        "mapped", (unsigned long long)s->memory_mapped);
     PyObject *r = NULL;
-    if (layers) {
+    if (layers && memory) {
         PyObject *entry = s->layers ? PyLong_FromUnsignedLongLong(s->entry_label) : Py_NewRef(Py_None);
         if (entry)
-            r = Py_BuildValue("{s:K,s:K,s:K,s:N,s:n,s:N,s:K,s:s}", "count",
+            r = Py_BuildValue("{s:K,s:K,s:K,s:N,s:n,s:N,s:N,s:K,s:K,s:K,s:K,s:K,s:s}", "count",
                               (unsigned long long)s->count, "deleted",
                               (unsigned long long)s->deleted, "free_slots",
                               (unsigned long long)s->free_slots, "entry_label", entry,
-                              "memory_bytes", (Py_ssize_t)s->memory_bytes, "layers", layers,
-                              "unreachable", (unsigned long long)s->unreachable,
-                              "simd", sw_simd_name());
-        else
+                              "memory_bytes", (Py_ssize_t)s->memory_bytes, "memory", memory,
+                              "layers", layers, "unreachable",
+                              (unsigned long long)s->unreachable, "self_links",
+                              (unsigned long long)s->self_links, "duplicate_links",
+                              (unsigned long long)s->duplicate_links, "dangling_links",
+                              (unsigned long long)s->dangling_links, "overfull_lists",
+                              (unsigned long long)s->overfull_lists, "simd", sw_simd_name());
+        else {
             Py_DECREF(layers);
+            Py_DECREF(memory);
+        }
+    } else {
+        Py_XDECREF(layers);
+        Py_XDECREF(memory);
     }
     PyMem_Free(s);
     return r;

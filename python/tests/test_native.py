@@ -940,6 +940,36 @@ def test_stats_and_verify():
     assert empty["count"] == 0 and empty["layers"] == [] and empty["entry_label"] is None
 
 
+def test_stats_integrity_and_memory():
+    ix, x = build(n=2000, dim=8, seed=31)
+    s = ix.stats()
+    # a sound index: nothing to report, on any layer
+    for key in ("self_links", "duplicate_links", "dangling_links", "overfull_lists"):
+        assert s[key] == 0
+        assert all(layer[key] == 0 for layer in s["layers"])
+    assert s["unreachable"] == 0
+    for layer in s["layers"]:
+        assert 0 <= layer["reciprocal_edges"] <= layer["edges"]
+        assert layer["reciprocal_edges"] % 2 == 0  # a reciprocated link's partner is too
+        assert 0.0 < layer["reciprocal_share"] <= 1.0
+        assert layer["reciprocal_share"] == pytest.approx(
+            layer["reciprocal_edges"] / layer["edges"])
+    assert s["layers"][0]["reciprocal_share"] > 0.6
+    m = s["memory"]
+    assert set(m) == {"total", "vectors", "links0", "upper", "labels", "scratch", "other",
+                      "mapped"}
+    assert m["total"] == s["memory_bytes"] == ix.memory_usage
+    assert sum(m[k] for k in ("vectors", "links0", "upper", "labels", "scratch", "other")) \
+        == m["total"]
+    assert m["vectors"] >= x.nbytes and m["links0"] >= 2000 * (1 + ix.M0) * 4
+    # no free slot: the upper lists are 1 + M words per node per layer above 0
+    assert m["upper"] == sum(layer["nodes"] for layer in s["layers"][1:]) * (1 + ix.M) * 4
+    assert m["mapped"] == 0
+    # the remainder: the index itself, the chunk directory, the package's
+    # settings in the metadata; not whole arrays
+    assert 0 <= m["other"] < 8192
+
+
 def test_module_constants():
     assert NO_LABEL == 2**64 - 1
     assert isinstance(smallworld.__version__, str) and smallworld.__version__
