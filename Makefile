@@ -56,7 +56,7 @@ test-arm64:
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall_generated
 	qemu-aarch64 -L /usr/aarch64-linux-gnu build-arm64/tests/sw_tests recall_bigann
 
-S390X_TESTS ?= golden mmap_ persist_ crafted corrupt crc32c
+S390X_TESTS ?= golden mmap_ persist_ corrupt crc32c inspect_
 test-s390x:
 	cmake -S . -B build-s390x -DCMAKE_TOOLCHAIN_FILE=cmake/s390x-linux-gnu.cmake \
 	  -DCMAKE_BUILD_TYPE=Release -DSW_BUILD_BENCH=OFF >/dev/null
