@@ -129,6 +129,10 @@ SW__HIDDEN uint32_t sw__crc32c_portable(uint32_t crc, const void *data, size_t n
  * 0.1.0 and 0.2.0). */
 SW__HIDDEN sw_status sw__load_legacy(const char *path, const sw_allocator *allocator,
                                      sw_index **out);
+/* Check a file's parameters (options read from it, element type, build
+ * flags) and complete *o from the flags; SW_ECORRUPT naming the problem. */
+SW__HIDDEN sw_status sw__file_options(sw_options *o, uint32_t etype, uint32_t flags,
+                                      const char *path);
 
 /* ==== Memory ==== */
 

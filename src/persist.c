@@ -755,6 +755,20 @@ fail:
     return st;
 }
 
+sw_status sw__file_options(sw_options *o, uint32_t etype, uint32_t flags, const char *path) {
+    if (etype != 0) return sw__fail(SW_ECORRUPT, "%s: unknown element type %u", path, etype);
+    if (flags > 3) return sw__fail(SW_ECORRUPT, "%s: unknown build flags 0x%x", path, flags);
+    if (o->M0 == 0) return sw__fail(SW_ECORRUPT, "%s: M0 is 0", path);
+    if (sw__check_options(o) != SW_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", sw_last_error());
+        return sw__fail(SW_ECORRUPT, "%s: bad parameters (%s)", path, why);
+    }
+    o->keep_pruned = flags & 1;
+    o->extend_candidates = (flags >> 1) & 1;
+    return SW_OK;
+}
+
 static sw_status load(const char *path, const sw_allocator *allocator, sw_index **out, bool map,
                       const char *fn) {
     if (out) *out = NULL;
@@ -840,16 +854,7 @@ static sw_status load(const char *path, const sw_allocator *allocator, sw_index 
     }
     if (hbytes != HEADER_BYTES) CORRUPT("%s: header size %u, expected %u", path, hbytes, HEADER_BYTES);
     if (!all_zero(h + 108, 16)) CORRUPT("%s: reserved header bytes are not zero", path);
-    if (etype != 0) CORRUPT("%s: unknown element type %u", path, etype);
-    if (flags > 3) CORRUPT("%s: unknown build flags 0x%x", path, flags);
-    if (o.M0 == 0) CORRUPT("%s: M0 is 0", path);
-    if (sw__check_options(&o) != SW_OK) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", sw_last_error());
-        CORRUPT("%s: bad parameters (%s)", path, why);
-    }
-    o.keep_pruned = flags & 1;
-    o.extend_candidates = (flags >> 1) & 1;
+    if ((st = sw__file_options(&o, etype, flags, path)) != SW_OK) goto fail;
     if (count > SW__MAX_SLOTS) CORRUPT("%s: node count %llu too large", path, (unsigned long long)count);
     if (tombs > count) CORRUPT("%s: %llu tombstones among %llu nodes", path, (unsigned long long)tombs,
                                (unsigned long long)count);

@@ -221,16 +221,7 @@ sw_status sw__load_legacy(const char *path, const sw_allocator *allocator, sw_in
     NEED(r, "the header");
     if (meta_len > SW_MAX_METADATA || meta_len > r->left)
         CORRUPT("%s: metadata length %u too large", path, meta_len);
-    if (etype != 0) CORRUPT("%s: unknown element type %u", path, etype);
-    if (flags > 3) CORRUPT("%s: unknown flags 0x%x", path, flags);
-    if (o.M0 == 0) CORRUPT("%s: M0 is 0", path);
-    if (sw__check_options(&o) != SW_OK) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", sw_last_error());
-        CORRUPT("%s: bad parameters (%s)", path, why);
-    }
-    o.keep_pruned = flags & 1;
-    o.extend_candidates = (flags >> 1) & 1;
+    if ((st = sw__file_options(&o, etype, flags, path)) != SW_OK) goto fail;
     if (count > SW__MAX_SLOTS) CORRUPT("%s: node count %llu too large", path, (unsigned long long)count);
     /* Each node takes at least label + level + vector + layer-0 degree. */
     uint64_t min_node = 8 + 1 + (uint64_t)o.dim * 4 + 4;

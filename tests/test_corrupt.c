@@ -32,11 +32,6 @@
 #include "sw_test.h"
 #include "testutil.h"
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define MAPS_IN_PLACE 0 /* a big-endian host reads the file in and checks it all */
-#else
-#define MAPS_IN_PLACE 1
-#endif
 
 #define MIN_ENTRIES 50
 #define MAX_ENTRIES 1000
@@ -152,7 +147,7 @@ static void replay(const entry *e, const char *path, tu_alloc *ta, size_t *verif
         size_t huge = ta->n_huge;
         sw_status st;
 
-        if (mapped && e->mmap == MMAP_VERIFY_FAILS && MAPS_IN_PLACE) {
+        if (mapped && e->mmap == MMAP_VERIFY_FAILS && TU_MAPS_IN_PLACE) {
             want = SW_OK;
             verify_fails = 1;
         } else if (mapped && e->mmap <= 0) {
@@ -253,7 +248,7 @@ TEST(corrupt_corpus_statuses)
          n, by_status[0], by_status[1], by_status[2], verified);
     /* the corpus covers both kinds of refusal and the mapped records */
     CHECK(by_status[0] > 0 && by_status[1] > 0);
-    if (MAPS_IN_PLACE)
+    if (TU_MAPS_IN_PLACE)
         CHECK(verified > 0);
     free(e);
 }

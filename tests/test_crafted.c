@@ -52,13 +52,6 @@
 #include "sw_test.h"
 #include "testutil.h"
 
-/* A big-endian host reads a mapped file in, checking every record. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define MAPS_IN_PLACE 0
-#else
-#define MAPS_IN_PLACE 1
-#endif
-
 /* ===================================================================== */
 /* The fixture: a real file and the places in it                         */
 /* ===================================================================== */
@@ -267,7 +260,7 @@ static void try_case(fx *x, int line, const char *what, sw_status want_load, sw_
                      unsigned flags)
 {
     x->cases++;
-    if (!MAPS_IN_PLACE && want_map == SW_OK && (flags & F_VERIFY_FAILS))
+    if (!TU_MAPS_IN_PLACE && want_map == SW_OK && (flags & F_VERIFY_FAILS))
         want_map = want_load; /* read in and checked whole */
     if (tu_write_file(x->path, x->c, x->clen) != 0) {
         sw_test_fail_at(__FILE__, line, "%s: cannot write %s", what, x->path);
@@ -825,7 +818,7 @@ TEST(persist_crafted_damaged_mapping_saves_safely)
         fx_close(x);
         return;
     }
-    if (!MAPS_IN_PLACE) {
+    if (!TU_MAPS_IN_PLACE) {
         fx_close(x);
         SKIP("a big-endian host reads a mapped file in and checks every record");
     }

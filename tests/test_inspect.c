@@ -1100,15 +1100,15 @@ TEST(inspect_stats_reciprocity_and_memory)
         REQUIRE_OK(sw_get_stats(mx, &ms));
         CHECK_STATS_BOUNDS(&ms, 16, 32, 1, "mapped");
         CHECK(memcmp(ms.layer, st2.layer, sizeof ms.layer) == 0);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        /* a big-endian machine reads the records in (sw_open_mmap) */
-        CHECK_EQ_UINT(ms.memory_mapped, 0);
-        CHECK_EQ_UINT(ms.memory_vectors, st2.memory_vectors);
-#else
-        CHECK_EQ_UINT(ms.memory_vectors + ms.memory_links0, 0);
-        CHECK_EQ_UINT(ms.memory_mapped, len);
-        CHECK(len > 0 && ms.memory_bytes < st2.memory_bytes);
-#endif
+        if (!TU_MAPS_IN_PLACE) {
+            /* a big-endian machine reads the records in */
+            CHECK_EQ_UINT(ms.memory_mapped, 0);
+            CHECK_EQ_UINT(ms.memory_vectors, st2.memory_vectors);
+        } else {
+            CHECK_EQ_UINT(ms.memory_vectors + ms.memory_links0, 0);
+            CHECK_EQ_UINT(ms.memory_mapped, len);
+            CHECK(len > 0 && ms.memory_bytes < st2.memory_bytes);
+        }
         CHECK_EQ_UINT(ms.memory_upper, st2.memory_upper);
         sw_free(mx);
         tu_rmtree(dir);

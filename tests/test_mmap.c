@@ -28,14 +28,6 @@
 #include "sw_test.h"
 #include "testutil.h"
 
-/* A big-endian machine cannot serve the little-endian records in place:
- * sw_open_mmap reads them in (and checks them all), still read-only. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define MAPS_IN_PLACE 0
-#else
-#define MAPS_IN_PLACE 1
-#endif
-
 #ifndef SW_TEST_DATA_DIR
 #define SW_TEST_DATA_DIR "tests/data"
 #endif
@@ -302,7 +294,7 @@ TEST(mmap_answers_as_loaded)
     /* The vectors and layer-0 lists stay in the file: the mapped index
      * holds far less memory than the loaded one. */
     NOTE("memory: loaded %zu bytes, mapped %zu", sw_memory_usage(loaded), sw_memory_usage(mapped));
-    if (MAPS_IN_PLACE)
+    if (TU_MAPS_IN_PLACE)
         CHECK(sw_memory_usage(mapped) * 2 < sw_memory_usage(loaded));
     /* saving a mapped index writes the same bytes as saving the loaded copy */
     {
@@ -433,7 +425,7 @@ TEST(mmap_damaged_record_is_contained_and_verify_finds_it)
     free(f);
 
     CHECK_STATUS(sw_load(path, NULL, &ix), SW_ECORRUPT);
-    if (!MAPS_IN_PLACE) {
+    if (!TU_MAPS_IN_PLACE) {
         /* read in, so checked in full at once */
         CHECK_STATUS(sw_open_mmap(path, NULL, &ix), SW_ECORRUPT);
         sw_free(built);

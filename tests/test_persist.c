@@ -34,13 +34,6 @@
 #include "sw_test.h"
 #include "testutil.h"
 
-/* A big-endian host reads a mapped file in, checking every record. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define MAPS_IN_PLACE 0
-#else
-#define MAPS_IN_PLACE 1
-#endif
-
 static const sw_metric all_metrics[] = {SW_METRIC_L2, SW_METRIC_IP, SW_METRIC_COSINE,
                                         SW_METRIC_L1};
 static const char *const metric_names[] = {"L2", "IP", "cosine", "L1"};
@@ -493,7 +486,7 @@ TEST(persist_byte_flips_refused)
                 uint64_t lab[10];
                 size_t nf = 0;
 
-                if (!(mapped && in_records && MAPS_IN_PLACE))
+                if (!(mapped && in_records && TU_MAPS_IN_PLACE))
                     sw_test_fail_at(__FILE__, __LINE__, "flip at %zu: %s loaded it", pos, who);
                 mapped_ok++;
                 for (size_t q = 0; q < 5; q++) {
@@ -525,7 +518,7 @@ TEST(persist_byte_flips_refused)
          tried, len, refused, mapped_ok);
     CHECK(tried > 300);
     /* a big-endian host reads a mapped file in and checks the records too */
-    if (MAPS_IN_PLACE)
+    if (TU_MAPS_IN_PLACE)
         CHECK(mapped_ok > 0);
     else
         CHECK_EQ_UINT(mapped_ok, 0);

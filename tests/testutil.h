@@ -36,6 +36,15 @@ int tu_check_graph(const sw_index *index, char *err, size_t errlen);
     } while (0)
 #define CHECK_GRAPH(ix) CHECK_GRAPH_AT(ix, "")
 
+/* A big-endian machine cannot serve the little-endian records of a file
+ * in place: sw_open_mmap reads them in (and checks them all), still
+ * read-only. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define TU_MAPS_IN_PLACE 0
+#else
+#define TU_MAPS_IN_PLACE 1
+#endif
+
 /* ---- random numbers ------------------------------------------------- */
 
 typedef struct tu_rng {
