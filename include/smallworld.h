@@ -221,7 +221,8 @@ SW_API void sw_free(sw_index *index);
  * and is at distance 1 from everything).
  *
  * Errors: SW_ENULL, SW_EDIMMISMATCH (dim != index dimension),
- * SW_ENOTFINITE, SW_EFULL, SW_ENOMEM.  On any error the index is unchanged:
+ * SW_ENOTFINITE, SW_EFULL, SW_ENOMEM, SW_EREADONLY (a mapped index, as for
+ * every call that changes one).  On any error the index is unchanged:
  * same vectors, graph and results (storage reserved for growth before the
  * failure may stay allocated, and counts in sw_memory_usage()).
  * Safe to call from many threads at once, and during searches.
@@ -238,7 +239,7 @@ SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, si
  * index is an update.
  *
  * Everything that can be checked is checked before anything is added: on
- * SW_ENULL, SW_EDIMMISMATCH, SW_ENOTFINITE (names the row), SW_EINVAL (a
+ * SW_ENULL, SW_EREADONLY, SW_EDIMMISMATCH, SW_ENOTFINITE (names the row), SW_EINVAL (a
  * label appears twice in the batch; threads > SW_MAX_THREADS) or SW_EFULL
  * (checked up front; other threads adding at the same time can still fill
  * the index part way) the index is unchanged.  SW_ENOMEM part way through
@@ -413,12 +414,12 @@ SW_API sw_status sw_set_ef(sw_index *index, uint32_t ef);
  * label once the call that deleted it has returned.
  */
 
-/** Tombstone `label`.  Errors: SW_ENULL, SW_ENOTFOUND.  Marking a label
+/** Tombstone `label`.  Errors: SW_ENULL, SW_ENOTFOUND, SW_EREADONLY.  Marking a label
  * that is already marked changes nothing and succeeds. */
 SW_API sw_status sw_mark_deleted(sw_index *index, uint64_t label);
 
 /** Lift the tombstone of `label`.  Errors: SW_ENULL, SW_ENOTFOUND (not in
- * the index at all).  A label that is not marked is left as it is. */
+ * the index at all), SW_EREADONLY.  A label that is not marked is left as it is. */
 SW_API sw_status sw_unmark_deleted(sw_index *index, uint64_t label);
 
 /** 1 if `label` is in the index and tombstoned, else 0 (also for NULL). */
@@ -435,7 +436,7 @@ SW_API size_t sw_deleted_count(const sw_index *index);
  * (bench/README.md has the figures).  For many labels at once,
  * sw_mark_deleted each and then sw_compact, which repairs each affected
  * list once and is far cheaper per label.
- * Errors: SW_ENULL, SW_ENOTFOUND, SW_ENOMEM (nothing changed).
+ * Errors: SW_ENULL, SW_ENOTFOUND, SW_ENOMEM (nothing changed), SW_EREADONLY.
  */
 SW_API sw_status sw_delete(sw_index *index, uint64_t label);
 
@@ -444,7 +445,8 @@ SW_API sw_status sw_delete(sw_index *index, uint64_t label);
  * one per online CPU, at most SW_MAX_THREADS); then link back in any node
  * no search can reach (see sw_add_batch).  Without tombstones only the
  * latter: a walk of the graph.
- * Errors: SW_ENULL, SW_EINVAL (threads), SW_ENOMEM (nothing changed).
+ * Errors: SW_ENULL, SW_EINVAL (threads), SW_ENOMEM (nothing changed),
+ * SW_EREADONLY.
  */
 SW_API sw_status sw_compact(sw_index *index, size_t threads);
 
@@ -607,7 +609,7 @@ SW_API sw_status sw_verify(const sw_index *index);
  * len 0 clears them).  They are saved and loaded with it, and the library
  * never reads them; the Python package keeps its settings there.  Copied.
  * Errors: SW_ENULL (data NULL with len > 0), SW_EINVAL (too long),
- * SW_ENOMEM (the old bytes are kept).
+ * SW_ENOMEM (the old bytes are kept), SW_EREADONLY.
  */
 SW_API sw_status sw_set_metadata(sw_index *index, const void *data, size_t len);
 
@@ -628,7 +630,8 @@ SW_API sw_status sw_get_metadata(const sw_index *index, void *buf, size_t cap, s
  * such; truly deleted vectors are not in the file at all.  Safe during searches and
  * adds (see the top).
  * Errors: SW_ENULL, SW_EIO (see sw_last_error() for the OS message),
- * SW_ENOMEM.
+ * SW_ENOMEM, SW_ECORRUPT (a mapped index whose file is damaged: see
+ * sw_open_mmap; nothing is written).
  */
 SW_API sw_status sw_save(const sw_index *index, const char *path);
 
@@ -649,8 +652,10 @@ SW_API sw_status sw_load(const char *path, const sw_allocator *allocator, sw_ind
  * Everything of the file but the records' contents is checked as sw_load
  * checks it; a damaged record can give wrong results but never a read
  * outside the mapping, and sw_verify() checks the records too (reading
- * the whole file), as sw_save() of a mapped index does before writing.  Searches, sw_get, sw_list_labels, stats and sw_save
- * work; every call that would change the index fails with SW_EREADONLY.
+ * the whole file), as sw_save() of a mapped index does before writing.
+ * Searches, sw_get, sw_list_labels, stats, sw_set_ef (a search parameter)
+ * and sw_save work; every call that would change the index fails with
+ * SW_EREADONLY.
  * The file must not be truncated or rewritten in place while it is served
  * (sw_save replaces files by rename, which a mapping survives).  On a
  * big-endian machine the file is read into memory instead, still

@@ -138,10 +138,11 @@ int sw__check_graph_ex(const sw_index *ix, char *err, size_t errlen, int reach) 
             return report(err, errlen, "node %u label not mapped back to it", s);
         for (int l = 0; l <= lv; l++) {
             const uint32_t *links = sw__links(ix, s, l);
-            if (links[0] > sw__max_degree(ix, l))
-                return report(err, errlen, "node %u layer %d degree %u > %u", s, l, links[0],
+            uint32_t deg = links[0]; /* once: a mapped record could change under us */
+            if (deg > sw__max_degree(ix, l))
+                return report(err, errlen, "node %u layer %d degree %u > %u", s, l, deg,
                               sw__max_degree(ix, l));
-            for (uint32_t j = 1; j <= links[0]; j++) {
+            for (uint32_t j = 1; j <= deg; j++) {
                 uint32_t t = links[j];
                 if (t >= ix->count)
                     return report(err, errlen, "node %u layer %d link %u out of range", s, l, t);

@@ -57,7 +57,9 @@
  * Section table, right after the last section: one 32-byte entry each:
  *   0 4 type   4 4 argument   8 8 offset   16 8 length
  *   24 4 flags (bit 0: required; a reader that does not know the type
- *          must refuse the file, SW_EVERSION, and may skip it otherwise)
+ *          must refuse the file, SW_EVERSION, and may skip it otherwise;
+ *          the other bits are for later versions, and a reader refuses a
+ *          bit it does not know, SW_EVERSION)
  *   28 4 CRC-32C of the section's bytes
  * Footer, the last 32 bytes:
  *   0 8 table offset   8 4 number of sections   12 4 CRC-32C of the table
@@ -304,8 +306,11 @@ static void write_index(const sw_index *ix, writer *w, const uint32_t *map, unsi
         }
         const uint32_t *links = sw__links0(ix, s);
         unsigned char *lp = rec + ix->links_off;
-        put32(lp, links[0]);
-        for (uint32_t j = 1; j <= links[0]; j++) put32(lp + 4 * (size_t)j, num(map, links[j]));
+        /* bounded even for a mapped index, whose records sw_save checked
+         * just before (a file rewritten meanwhile must not overrun rec) */
+        uint32_t deg = links[0] < ix->M0 ? links[0] : ix->M0;
+        put32(lp, deg);
+        for (uint32_t j = 1; j <= deg; j++) put32(lp + 4 * (size_t)j, num(map, links[j]));
         w_bytes(w, rec, ix->rec_bytes);
     }
     sec_end(w, &secs[n++]);
@@ -471,8 +476,11 @@ static sw_status read_table(file *fl, int max_level, bool skip_nodes_crc) {
     if (flen != fl->len)
         CORRUPT("%s: the file has %llu bytes, its footer says %llu (truncated or extended)", path,
                 (unsigned long long)fl->len, (unsigned long long)flen);
+    /* no sum of file fields before each is known to be in range: a table
+     * offset near 2^64 must not wrap round to a plausible end */
     if (n > MAX_SECTIONS || table_off < HEADER_BYTES || table_off % ALIGN ||
-        table_off + (uint64_t)n * ENTRY_BYTES != fl->len - FOOTER_BYTES)
+        table_off > fl->len - FOOTER_BYTES ||
+        (uint64_t)n * ENTRY_BYTES != fl->len - FOOTER_BYTES - table_off)
         CORRUPT("%s: bad section table (%u sections at %llu)", path, n,
                 (unsigned long long)table_off);
     if (sw__crc32c(0, fl->p + table_off, (size_t)n * ENTRY_BYTES) != get32(f + 12))
@@ -493,8 +501,11 @@ static sw_status read_table(file *fl, int max_level, bool skip_nodes_crc) {
         if (!all_zero(fl->p + end, s->off - end))
             CORRUPT("%s: non-zero bytes between sections at %llu", path, (unsigned long long)end);
         end = s->off + s->len;
-        if (s->flags & ~SEC_REQUIRED)
-            CORRUPT("%s: section %u has unknown flags 0x%x", path, k, s->flags);
+        if (s->flags & ~SEC_REQUIRED) {
+            st = sw__fail(SW_EVERSION, "%s: section %u has flags 0x%x that this library does not know",
+                          path, k, s->flags);
+            goto fail;
+        }
         const section **slot = NULL;
         switch (s->type) {
         case SEC_META: slot = &fl->meta; break;
@@ -516,7 +527,7 @@ static sw_status read_table(file *fl, int max_level, bool skip_nodes_crc) {
                 goto fail;
             }
         }
-        if (s->type != SEC_UPPER && s->arg != 0)
+        if (slot && s->type != SEC_UPPER && s->arg != 0)
             CORRUPT("%s: section %u (type %u) has argument %u", path, k, s->type, s->arg);
         if (slot) {
             if (*slot) CORRUPT("%s: section type %u (%u) appears twice", path, s->type, s->arg);
@@ -578,11 +589,12 @@ static bool check_record(const sw_index *ix, uint32_t s, uint32_t count, uint32_
             return false;
         }
     const uint32_t *links = sw__links0(ix, s);
-    if (links[0] > ix->M0) {
-        snprintf(why, whylen, "node %u layer 0 has degree %u above %u", s, links[0], ix->M0);
+    uint32_t deg = links[0]; /* read once: the records may be a mapping */
+    if (deg > ix->M0) {
+        snprintf(why, whylen, "node %u layer 0 has degree %u above %u", s, deg, ix->M0);
         return false;
     }
-    for (uint32_t j = 1; j <= links[0]; j++) {
+    for (uint32_t j = 1; j <= deg; j++) {
         uint32_t t = links[j];
         if (t >= count || t == s) {
             snprintf(why, whylen, "node %u layer 0 has a bad link %u", s, t);
@@ -689,10 +701,12 @@ static sw_status read_body(sw_index *ix, file *fl, uint64_t count64, uint64_t to
     /* Storage: every allocation from here on is backed by the sections'
      * lengths, which are within the file. */
     if (map) {
+        /* the index owns the mapping (sw_free unmaps it) from the moment
+         * sw__storage_map records it, even if it then fails */
+        fl->owned = true;
         if ((st = sw__storage_map(ix, (void *)(uintptr_t)fl->p, (size_t)fl->len,
                                   (size_t)fl->nodes->off, count)) != SW_OK)
             goto fail;
-        fl->owned = true; /* unmapped by sw_free from here on */
         ix->map_nodes_len = (size_t)fl->nodes->len;
         ix->map_nodes_crc = fl->nodes->crc;
     } else if ((st = copy_records(ix, fl, count)) != SW_OK) {
@@ -703,14 +717,15 @@ static sw_status read_body(sw_index *ix, file *fl, uint64_t count64, uint64_t to
     const unsigned char *lev = fl->p + fl->levels->off;
     uint32_t per_level[SW__MAX_LEVEL + 1] = {0};
     for (uint32_t s = 0; s < count; s++) {
-        if (lev[s] > max_level) CORRUPT("%s: node %u has level %d above the max %d", path, s, lev[s], max_level);
-        *sw__level_ptr(ix, s) = lev[s];
+        int lv = lev[s]; /* read once: the file is mapped */
+        if (lv > max_level) CORRUPT("%s: node %u has level %d above the max %d", path, s, lv, max_level);
+        *sw__level_ptr(ix, s) = (uint8_t)lv;
         /* Levels are drawn with P(level >= l) = M^-l, and upper lists are
          * allocated at full size, so a crafted file of high-level nodes
          * with empty lists could make a small file take gigabytes; no index
          * this library wrote has 8x the expected count at a level (plus
          * slack for small indexes). */
-        for (int l = 1; l <= lev[s]; l++)
+        for (int l = 1; l <= lv; l++)
             if (++per_level[l] > 8.0 * (double)count * pow((double)ix->M, -(double)l) + 64.0)
                 CORRUPT("%s: implausibly many nodes (%u) on level %d of %u", path, per_level[l], l, count);
     }

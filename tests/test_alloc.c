@@ -557,7 +557,11 @@ TEST(alloc_load_fails_cleanly)
     REQUIRE_OK(sw_save(src, path));
     REQUIRE(tu_snapshot_take(&s_src, src, data, 5, 10, NULL) == 0);
 
-    for (int persistent = 1; persistent >= 0; persistent--) {
+    /* sw_load, then sw_open_mmap: a mapped open that fails part way must
+     * unmap the file once and free everything (it once unmapped twice) */
+    for (int step = 0; step < 4; step++) {
+        int persistent = !(step & 1), mapped = step >= 2;
+        const char *fn = mapped ? "sw_open_mmap" : "sw_load";
         long n;
         size_t refused = 0;
 
@@ -567,7 +571,7 @@ TEST(alloc_load_fails_cleanly)
             size_t injected;
 
             tu_alloc_fail_after(&ta, n, persistent);
-            st = sw_load(path, &ta.api, &b);
+            st = mapped ? sw_open_mmap(path, &ta.api, &b) : sw_load(path, &ta.api, &b);
             injected = tu_alloc_injected(&ta);
             tu_alloc_disarm(&ta);
             if (st == SW_OK) {
@@ -587,17 +591,17 @@ TEST(alloc_load_fails_cleanly)
                 continue;
             }
             refused++;
-            check_enomem(st, "sw_load", n, persistent, __FILE__, __LINE__);
+            check_enomem(st, fn, n, persistent, __FILE__, __LINE__);
             CHECK(b == NULL);
             if (tu_alloc_live_bytes(&ta) != 0)
-                sw_test_fail_at(__FILE__, __LINE__, "failed load (n=%ld) leaked %zu B", n,
+                sw_test_fail_at(__FILE__, __LINE__, "failed %s (n=%ld) leaked %zu B", fn, n,
                                 tu_alloc_live_bytes(&ta));
             if (sw_test_failed())
                 break;
         }
         CHECK(n < MAX_ATTEMPTS);
         CHECK(refused > 0); /* loading allocates, through the given allocator */
-        NOTE("sw_load (%s): %zu starved loads refused before success", mode_name(persistent),
+        NOTE("%s (%s): %zu starved loads refused before success", fn, mode_name(persistent),
              refused);
     }
     tu_snapshot_free(&s_src);

@@ -262,6 +262,20 @@ def v4_corpus(C, g):
          lambda f: put64(f, L.sec(1)["entry"] + 16, 1 << 40))
     edit("huge_table_off", "table offset 2^64 - 64", lambda f: put64(f, n - 32, (1 << 64) - 64))
 
+    # A table offset that wraps round 2^64 to land exactly on the footer:
+    # the header alone, 32 zero bytes and a footer that claims 7 sections
+    # at 2^64 - 64 (7 x 32 - 64 = 160 = the file's length - 32).  Once
+    # crashed both loaders (the sum was checked, not the offset alone).
+    def wrapped(f):
+        tail = bytearray(32)
+        put64(tail, 0, (1 << 64) - 64)
+        put32(tail, 8, 7)
+        put64(tail, 16, 192)
+        tail[24:32] = b"SWIDXEND"
+        f[:] = f[:128] + bytes(32) + tail
+    edit("wrap_table_off", "table offset 2^64 - 64 that wraps to the footer (192-byte file)",
+         wrapped, reseal=False)
+
     edit("magic_y", "magic SWALLIDY", lambda f: f.__setitem__(7, ord("Y")), reseal=False)
     edit("magic_zero", "magic all zero", lambda f: f.__setitem__(slice(0, 8), bytes(8)),
          reseal=False)
