@@ -247,8 +247,9 @@ SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, si
  * the first failure, and the message names the failing row.  n == 0 is a
  * no-op.  Safe during searches and other adds (see the top).
  *
- * A batch of at least an eighth of the index (and 64 rows) ends with a
- * walk of the graph that links in any node no search could reach:
+ * Once the rows added since the last such pass (by batches or sw_add)
+ * are an eighth of the index, and at least 64, a batch ends with a walk
+ * of the graph that links in any node no search could reach:
  * inserts running side by side can, rarely, leave a few nodes linked only
  * among themselves (32 of 1,000,000 on two threads before this pass).
  * Under inner product that is left alone (see sw_verify).  sw_compact

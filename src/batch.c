@@ -186,12 +186,16 @@ sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vector
     if (!first_error_init(&j.err)) return sw__fail(SW_ENOMEM, "sw_add_batch: initialising a mutex");
     sw__parallel(ix, threads, (n + ADD_ROWS - 1) / ADD_ROWS, add_task, &j);
     pthread_mutex_destroy(&j.err.lock);
-    /* A large batch ends by linking in any node it left unreachable
-     * (insert.c, "Islands"): a walk of the whole graph, which a batch of
-     * an eighth of the index or more pays for many times over.  Best
-     * effort: out of memory, the graph is left as the batch made it. */
-    if (n >= 64 && n * 8 >= sw__count(ix)) {
+    /* Once the rows added since the last pass (by batches or single adds)
+     * are an eighth of the index, a batch ends by linking in any node left
+     * unreachable (insert.c, "Islands"): a walk of the whole graph, paid
+     * for many times over by the adds it follows, and geometric, so a
+     * build in chunks pays it a bounded number of times per doubling.
+     * Best effort: out of memory, the graph is left as the adds made it. */
+    size_t since = __atomic_load_n(&ix->added_since_pass, __ATOMIC_RELAXED); /* sw_add counted */
+    if (since >= 64 && since * 8 >= sw__count(ix)) {
         pthread_rwlock_wrlock(&ix->save_lock);
+        __atomic_store_n(&ix->added_since_pass, 0, __ATOMIC_RELAXED);
         (void)sw__reconnect(ix);
         pthread_rwlock_unlock(&ix->save_lock);
     }

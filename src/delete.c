@@ -645,7 +645,10 @@ unlock:
 out:
     /* and any node left unreachable, by the repairs or by earlier adds
      * (insert.c, "Islands") is linked back in */
-    if (st == SW_OK) (void)sw__reconnect(ix);
+    if (st == SW_OK) {
+        __atomic_store_n(&ix->added_since_pass, 0, __ATOMIC_RELAXED);
+        (void)sw__reconnect(ix);
+    }
     pthread_rwlock_unlock(&ix->save_lock);
     return st;
 }

@@ -615,5 +615,6 @@ sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) 
     sw_status st;
     do st = add_once(ix, label, vector, &again);
     while (st == SW_OK && again);
+    if (st == SW_OK) __atomic_add_fetch(&ix->added_since_pass, 1, __ATOMIC_RELAXED);
     return st;
 }

@@ -303,6 +303,8 @@ struct sw_index {
     uint64_t epoch;       /* reclamation epoch, starts at 1 (seq_cst builtins) */
     sw__freed *freed;     /* FREE slots, oldest first: a ring under grow_lock */
     size_t freed_cap, freed_head;
+    /* rows added since the last reachability pass (batch.c), atomic */
+    size_t added_since_pass;
     /* the application's bytes (sw_set_metadata), changed under save_lock alone */
     unsigned char *meta;
     size_t meta_len;

@@ -303,3 +303,41 @@ TEST(damage_island_reconnected_by_a_large_batch)
     free(labels);
     free(data);
 }
+
+/* Rows added in small batches count together: the pass runs once those
+ * since the last pass reach an eighth of the index, not per batch (a
+ * build in chunks would otherwise never run it once the index is large). */
+TEST(damage_island_reconnected_after_small_batches_add_up)
+{
+    sw_options o = sw_options_default();
+    float *data = tu_clustered(DM_N + 300, DM_DIM, 8, 9221, 9222);
+    uint64_t labels[100];
+    sw_index *ix;
+    uint32_t v = SW__NONE;
+    int top;
+
+    REQUIRE(data != NULL);
+    o.dim = DM_DIM;
+    o.M = 6;
+    ix = tu_build(&o, data, DM_N);
+    REQUIRE(ix != NULL);
+    uint32_t entry = sw__top(ix, &top);
+    for (uint32_t s = 0; s < ix->count && v == SW__NONE; s++)
+        if (s != entry && sw__level(ix, s) == 0)
+            v = s;
+    REQUIRE(v != SW__NONE);
+    REQUIRE_OK(sw_compact(ix, 1)); /* a pass: the count starts from 0 */
+    isolate(ix, v);
+    CHECK_EQ_UINT(sw__unreachable(ix, NULL), 1);
+    for (size_t b = 0; b < 3; b++) {
+        for (size_t i = 0; i < 100; i++)
+            labels[i] = DM_N + b * 100 + i;
+        REQUIRE_OK(sw_add_batch(ix, labels, data + (DM_N + b * 100) * DM_DIM, 100, DM_DIM, 1));
+        /* 100 and 200 rows are less than an eighth of 2,100 and 2,200;
+         * 300 are more than an eighth of 2,300 */
+        CHECK_EQ_UINT(sw__unreachable(ix, NULL), b < 2 ? 1 : 0);
+    }
+    CHECK_GRAPH(ix);
+    sw_free(ix);
+    free(data);
+}
