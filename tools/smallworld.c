@@ -120,6 +120,11 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint
 }
 
 int cli_open_index(const char *path, int writable, sw_index **out) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) { /* the library's message would say it twice */
+        cli_error("cannot open index %s: %s", path, strerror(errno));
+        return CLI_INDEX;
+    }
     sw_status st = writable ? sw_load(path, NULL, out) : sw_open_mmap(path, NULL, out);
     if (st == SW_EVERSION && !writable) st = sw_load(path, NULL, out); /* formats 1-3 */
     if (st == SW_OK) return CLI_OK;
