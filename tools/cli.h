@@ -91,8 +91,8 @@ int cli_read_ids(const char *path, cli_format fmt, size_t *n, size_t *k, int32_t
  */
 int cli_read_labels(const char *path, size_t expect, uint64_t **labels, size_t *n);
 
-/* The first label that appears twice, as an index into labels; -1 if none
- * (1 and *dup untouched also when out of memory: then returns -2). */
+/* 1 with *dup set when some label appears twice, -1 when none does, -2
+ * when out of memory. */
 int cli_find_duplicate(const uint64_t *labels, size_t n, uint64_t *dup);
 
 /*
@@ -152,6 +152,9 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint
 int cli_open_index(const char *path, int writable, sw_index **out);
 
 const char *cli_metric_name(sw_metric m);
+
+/* Print s as a JSON string, quoted and escaped, on stdout. */
+void cli_json_string(const char *s);
 
 /* The subcommands beyond smallworld.c. */
 int cli_cmd_info(const cli_args *a);

@@ -89,13 +89,9 @@ int cli_cmd_info(const cli_args *a) {
     sw_get_metadata(ix, NULL, 0, &meta);
     const char *opened = sw_is_readonly(ix) ? "mapped" : "loaded (format before 4)";
     if (json) {
-        printf("{\"file\": \"");
-        for (const char *p = path; *p; p++) {
-            if (*p == '"' || *p == '\\') putchar('\\');
-            if ((unsigned char)*p < 0x20) printf("\\u%04x", (unsigned char)*p);
-            else putchar(*p);
-        }
-        printf("\", \"file_bytes\": %llu, \"format_version\": %u, \"opened\": \"%s\", "
+        printf("{\"file\": ");
+        cli_json_string(path);
+        printf(", \"file_bytes\": %llu, \"format_version\": %u, \"opened\": \"%s\", "
                "\"dim\": %zu, \"metric\": \"%s\", \"element_type\": \"f32\", \"M\": %u, "
                "\"M0\": %u, \"ef_construction\": %u, \"ef_search\": %u, \"seed\": %llu, "
                "\"count\": %llu, \"deleted\": %llu, \"free_slots\": %llu, \"layers\": %u, "

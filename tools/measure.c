@@ -370,9 +370,11 @@ int cli_cmd_bench(const cli_args *a) {
     } else if (mode == 1) {
         printf("ef,k,recall,qps,p50_ms,p95_ms,p99_ms,dist_evals_per_query\n");
     } else {
-        printf("{\"index\": \"%s\", \"count\": %zu, \"queries\": %zu, \"k\": %zu, \"simd\": "
-               "\"%s\", \"dist_evals_per_query\": null, \"rows\": [",
-               path, sw_count(ix), q.n, k, sw_simd_name());
+        printf("{\"index\": ");
+        cli_json_string(path);
+        printf(", \"count\": %zu, \"queries\": %zu, \"k\": %zu, \"simd\": \"%s\", "
+               "\"dist_evals_per_query\": null, \"rows\": [",
+               sw_count(ix), q.n, k, sw_simd_name());
     }
     for (size_t e = 0; e < nef; e++) {
         sp.ef = efs[e];

@@ -102,6 +102,19 @@ const char *cli_metric_name(sw_metric m) {
     }
 }
 
+void cli_json_string(const char *s) {
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
 int cli_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
     char *e;
     errno = 0;
@@ -179,6 +192,15 @@ static int cmd_build(const cli_args *a) {
     if (same_file(data, a->out)) {
         cli_error("-o %s is the data file itself", a->out);
         return CLI_USAGE;
+    }
+    /* a build can take hours: find out now that it cannot be saved */
+    const char *slash = strrchr(a->out, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - a->out + 1) : 1,
+             slash ? a->out : ".");
+    if (access(dir, W_OK | X_OK) != 0) {
+        cli_error("cannot write %s: %s: %s", a->out, dir, strerror(errno));
+        return CLI_FAIL;
     }
     cli_matrix m;
     uint64_t *labels = NULL;
@@ -381,6 +403,10 @@ static int cmd_delete(const cli_args *a) {
         missing++;
     }
     n -= missing;
+    if (n == 0) { /* only missing labels, skipped: leave the file alone */
+        if (!a->quiet) fprintf(stderr, "nothing to delete in %s\n", path);
+        goto done;
+    }
     size_t before = sw_count(ix);
     sw_status st = SW_OK;
     if (a->tombstone) {

@@ -588,6 +588,7 @@ def bad_input(tmp):
     fails(EXIT_USAGE, "query", index, base, "extra", contains="unexpected argument")
     fails(EXIT_USAGE, "verify", index, "--quiet=yes", contains="takes no value")
     check(not os.path.exists(p("y.sw")), "no index written")
+    fails(EXIT_FAIL, "build", base, "-o", p("nodir/y.sw"), contains="cannot write")
     # dimension mismatches
     write_bin(p("d5.fbin"), [[1.0] * 5] * 3, "f")
     fails(EXIT_DATA, "query", index, p("d5.fbin"), contains="dimension 5, the index 4")
@@ -628,6 +629,8 @@ def bad_input(tmp):
     check(digest(index) == h, "index changed by a failed add or delete")
     leftovers = [f for f in os.listdir(tmp) if ".tmp" in f]
     check(not leftovers, f"temporary files left behind: {leftovers}")
+    run("delete", index, "--label", "1000", "--ignore-missing", "-q")
+    check(digest(index) == h, "deleting nothing rewrote the index")
     # --ignore-missing deletes what is there
     run("delete", index, "--label", "3,1000", "--ignore-missing", "-q")
     check(info(index)["count"] == 99, "--ignore-missing")
