@@ -609,6 +609,8 @@ static int parse_number(const char *path, const char *p, const char *e, size_t l
     errno = 0;
     double v = strtod(buf, &end);
     if (end != buf + len || len != (size_t)(e - p) || end == buf) {
+        for (size_t i = 0; i < len; i++) /* the message stays one printable line */
+            if ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f) buf[i] = '?';
         if (path) cli_error("%s: line %zu, field %zu: malformed number '%s'", path, line, field, buf);
         else cli_error("--vector: element %zu: malformed number '%s'", field, buf);
         return CLI_DATA;

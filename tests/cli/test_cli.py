@@ -42,7 +42,7 @@ def check(cond, msg):
 def run(*args, expect=0, stdin=None):
     """Run the program; check its exit status; return (stdout, stderr)."""
     p = subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True,
-                       input=stdin, timeout=600)
+                       errors="replace", input=stdin, timeout=600)
     if VERBOSE:
         print("  $ smallworld", " ".join(str(a) for a in args), "->", p.returncode)
     if p.returncode < 0:
@@ -637,6 +637,51 @@ def bad_input(tmp):
     # --quiet says nothing on success
     _, err = run("build", base, "-o", p("q.sw"), "-q")
     check(err == "", f"--quiet printed {err!r}")
+
+
+def mutate(rng, data):
+    """A damaged copy: bytes flipped, cut short, or a header count changed."""
+    data = bytearray(data)
+    kind = rng.randrange(4)
+    if kind == 0 and data:
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    elif kind == 1:
+        del data[rng.randrange(len(data) + 1):]
+    elif kind == 2 and len(data) >= 8:
+        off = rng.choice((0, 4))
+        struct.pack_into("<i", data, off, rng.choice((0, -1, 1, 2**31 - 1, 65537, 3, 1000)))
+    else:
+        data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 9)))
+    return bytes(data)
+
+
+@test
+def mutated_files_never_crash(tmp, rounds=int(os.environ.get("SW_CLI_FUZZ_ROUNDS", "12"))):
+    rng = random.Random(9)
+    rows = distinct_rows(rng, 12, 4, -50, 50)
+    index = os.path.join(tmp, "i.sw")
+    write_bin(os.path.join(tmp, "seed.fbin"), rows, "f")
+    run("build", os.path.join(tmp, "seed.fbin"), "-o", index, "-q")
+    h = digest(index)
+    for name, (ext, writer) in FORMATS.items():
+        path = os.path.join(tmp, f"seed-{name}.{ext}")
+        writer(path, [[abs(x) for x in r] for r in rows] if name in UNSIGNED else rows)
+        good = open(path, "rb").read()
+        for i in range(rounds):
+            bad = os.path.join(tmp, f"bad.{ext}")
+            open(bad, "wb").write(mutate(rng, good))
+            for args in (("build", bad, "-o", os.path.join(tmp, "m.sw"), "-q"),
+                         ("add", index, bad, "-q", "--start", 100 + 1000 * i)):
+                p = subprocess.run([BIN] + [str(a) for a in args], capture_output=True,
+                                   text=True, errors="replace", timeout=120)
+                check(p.returncode in (0, EXIT_DATA) and "Sanitizer" not in p.stderr
+                      and "runtime error" not in p.stderr,
+                      f"[{name} #{i}] {args[0]}: exit {p.returncode}: {p.stderr[-1500:]}")
+                if p.returncode:
+                    check(p.stderr.count("\n") == 1, f"one line: {p.stderr!r}")
+            if digest(index) != h:  # an add that succeeded: start again from the seed
+                run("build", os.path.join(tmp, "seed.fbin"), "-o", index, "-q")
 
 
 @test
