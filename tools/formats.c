@@ -662,7 +662,7 @@ static int parse_text(const char *path, const char *text, size_t len, char sep, 
             }
             fields++;
             if (dim && fields > dim) {
-                cli_error("%s: line %zu has more than %zu fields, as the first vector has",
+                cli_error("%s: line %zu has more fields than the first vector's %zu",
                           path ? path : "--vector", line, dim);
                 rc = CLI_DATA;
                 goto done;

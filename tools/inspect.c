@@ -87,7 +87,8 @@ int cli_cmd_info(const cli_args *a) {
     unsigned version = file_version(path);
     size_t meta = 0;
     sw_get_metadata(ix, NULL, 0, &meta);
-    const char *opened = sw_is_readonly(ix) ? "mapped" : "loaded (format before 4)";
+    const char *opened =
+        sw_is_readonly(ix) ? "mapped" : "loaded: versions before 4 cannot be mapped";
     if (json) {
         printf("{\"file\": ");
         cli_json_string(path);

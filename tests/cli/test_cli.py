@@ -479,6 +479,28 @@ def info_stats_verify(tmp):
 
 
 @test
+def old_format_versions(tmp):
+    """Files of formats 1-3 cannot be mapped: read commands load them, add converts."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "golden_v1.swi")
+    if not os.path.exists(src):
+        return "skipped: no tests/data/golden_v1.swi"
+    index = os.path.join(tmp, "v1.swi")
+    open(index, "wb").write(open(src, "rb").read())
+    i = info(index)
+    check(i["format_version"] == 1 and i["opened"] == "loaded", f"info {i}")
+    run("verify", index)
+    json.loads(run("stats", index, "-O", "json")[0])
+    v = os.path.join(tmp, "v.csv")
+    write_text(v, [[0.5] * i["dim"]], ",")
+    res = query(index, v, k=1)
+    check(len(res[0]) == 1, "a query of a version-1 file")
+    run("add", index, v, "-q")
+    j = info(index)
+    check(j["format_version"] == 4 and j["opened"] == "mapped" and j["count"] == i["count"] + 1,
+          f"after add: {j}")
+
+
+@test
 def bad_input(tmp):
     rng = random.Random(7)
     rows = distinct_rows(rng, 100, 4)
