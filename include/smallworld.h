@@ -271,6 +271,21 @@ SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const flo
 typedef int (*sw_filter_fn)(uint64_t label, void *ctx);
 
 /**
+ * What searches cost, for measuring (the command line's bench reports it
+ * per query).  Every search given one adds to it, atomically, so one
+ * struct can gather a whole sw_search_batch on many threads; zero it
+ * first.  Counted for sw_search, sw_search_batch and sw_search_range
+ * (whose walk is a k-NN search; its flood past ef is not counted).
+ */
+typedef struct sw_search_stats {
+    uint64_t searches;  /**< searches that added to this */
+    uint64_t distances; /**< distances computed: entry point, greedy descent
+                             through the upper layers, the layer-0 walk, and
+                             any exact scan a filtered search falls back to */
+    uint64_t hops;      /**< layer-0 nodes whose lists the walk read */
+} sw_search_stats;
+
+/**
  * Per-search parameters.  Pass NULL for the defaults, or start from
  * sw_search_params_default() (new fields may be added in later versions;
  * this struct grew in 0.2).
@@ -294,6 +309,8 @@ typedef struct sw_search_params {
     void *filter_ctx;
     const uint64_t *allow;
     size_t n_allow;
+    /** When not NULL, each search adds what it cost to *stats (0.3). */
+    sw_search_stats *stats;
 } sw_search_params;
 
 SW_API sw_search_params sw_search_params_default(void);

@@ -63,7 +63,7 @@ sw_status sw_search_exact(const sw_index *ix, const float *query, size_t dim, si
     st = sw__prepare_vector(ix, query, c->query);
     if (st == SW_OK && kk) {
         sw__gate_enter(&((sw_index *)ix)->gate);
-        size_t n = sw__scan(ix, c->query, kk, &f, c->work);
+        size_t n = sw__scan(ix, c->query, kk, &f, c->work, NULL);
         sw__emit(ix, c->work, n, labels, distances);
         *n_found = n;
         sw__gate_leave(&((sw_index *)ix)->gate);

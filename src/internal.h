@@ -196,6 +196,7 @@ typedef struct sw__ctx {
     uint8_t *expanded; /* one flag per pool entry */
     size_t expanded_cap;
     sw__cand *work;   /* seeds, selection candidates, heaps */
+    uint64_t ndist, nhops; /* distances and expansions of the walks since reset */
     size_t work_cap;
     float *query;     /* the query, copied (and normalised for cosine) */
     size_t dim;
@@ -529,6 +530,7 @@ typedef struct sw__filter {
     size_t nslots, cap;
     uint8_t *bits;   /* bitmap of slots, or NULL */
     size_t nbits;
+    sw_search_stats *stats; /* params->stats: where the search's cost goes */
 } sw__filter;
 
 /* Is slot `id` in the allow-list, and still the label it was when the
@@ -549,7 +551,7 @@ SW__HIDDEN void sw__filter_free(const sw_index *ix, sw__filter *f);
 /* Exact top k of the slots `f` allows (NULL: every live slot), sorted
  * ascending into h[0..k); returns how many. */
 SW__HIDDEN size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *f,
-                           sw__cand *h);
+                           sw__cand *h, uint64_t *scored);
 /* Results out: the label and distance of r[0..n) (either array may be
  * NULL). */
 SW__HIDDEN void sw__emit(const sw_index *ix, const sw__cand *r, size_t n, uint64_t *labels,
@@ -574,8 +576,9 @@ SW__HIDDEN size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *
 SW__HIDDEN size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q,
                                        const sw__cand *seeds, size_t nseeds, size_t ef,
                                        size_t cap, const sw__filter *acc);
-/* Greedy descent (ef = 1) on one layer from *cur; updates *cur. */
-SW__HIDDEN void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer);
+/* Greedy descent (ef = 1) on one layer from *cur; updates *cur.  Returns
+ * how many distances it computed. */
+SW__HIDDEN size_t sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer);
 
 /* ==== Check (check.c) ==== */
 

@@ -177,6 +177,8 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
         }
         if (lowest < cur) cur = lowest;
         while (cur < n && (fl[cur] & EXPANDED)) cur++;
+        c->ndist += nf;
+        c->nhops++;
     }
     return n;
 }
@@ -193,10 +195,11 @@ size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q, cons
 
 /* ==== Greedy descent (Algorithm 2, ef = 1) ==== */
 
-void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
+size_t sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
     uint32_t ids[SW_MAX_M0];
     const void *vec[SW_MAX_M0];
     const uint32_t maxdeg = sw__max_degree(ix, layer), lim = sw__link_limit(ix);
+    size_t computed = 0;
     for (;;) {
         const uint32_t *links = sw__links(ix, cur->id, layer);
         uint32_t deg = SW__LOAD(&links[0]), n = 0;
@@ -209,6 +212,7 @@ void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
             SW__PREFETCH(vec[n]);
             n++;
         }
+        computed += n;
         for (uint32_t j = 0; j < n; j++) {
             float d = ix->dist(q, vec[j], ix->dim);
             if (d < cur->dist) {
@@ -217,7 +221,7 @@ void sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
                 moved = true;
             }
         }
-        if (!moved) return;
+        if (!moved) return computed;
     }
 }
 
@@ -255,6 +259,7 @@ sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__fi
                            const char *fn) {
     memset(f, 0, sizeof *f);
     if (!p) return SW_OK;
+    f->stats = p->stats;
     f->fn = p->filter;
     f->fn_ctx = p->filter_ctx;
     if (!p->allow) return SW_OK;
@@ -370,12 +375,15 @@ static inline bool scan_slot(const sw_index *ix, const sw__filter *f, size_t i, 
 }
 
 size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *f,
-                sw__cand *h) {
-    size_t n = 0, size = scan_size(ix, f);
+                sw__cand *h, uint64_t *scored) {
+    size_t n = 0, size = scan_size(ix, f), scored_here = 0;
     uint32_t s;
     for (size_t i = 0; i < size; i++)
-        if (scan_slot(ix, f, i, &s))
+        if (scan_slot(ix, f, i, &s)) {
             heap_offer(h, &n, k, (sw__cand){ix->dist(q, sw__vec(ix, s), ix->dim), s});
+            scored_here++;
+        }
+    if (scored) *scored += scored_here;
     /* Pop the worst to the back: the array ends up sorted ascending. */
     for (size_t m = n; m > 1; m--) {
         sw__cand t = h[0];
@@ -457,13 +465,16 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
     if (st != SW_OK) goto done;
 
     sw_index *mix = (sw_index *)ix;
+    uint64_t ndist = 0; /* for f->stats: the walk's own count is c->ndist */
+    c->ndist = c->nhops = 0;
     sw__gate_enter(&mix->gate);
     const float *q = c->query;
     int top;
     uint32_t entry = sw__top(ix, &top);
     if (entry != SW__NONE && !scan) {
         sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
-        for (int l = top; l > 0; l--) sw__greedy(ix, q, &cur, l);
+        ndist++;
+        for (int l = top; l > 0; l--) ndist += sw__greedy(ix, q, &cur, l);
         if (!filtered) {
             size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, SW__NONE);
             if (n > k) n = k;
@@ -486,10 +497,15 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
     if (scan && entry != SW__NONE) {
         /* the scan's heap lives in the work array: k entries */
         sw__gate_enter(&mix->gate);
-        size_t n = sw__scan(ix, q, k, f, c->work);
+        size_t n = sw__scan(ix, q, k, f, c->work, &ndist);
         sw__emit(ix, c->work, n, labels, distances);
         *n_found = n;
         sw__gate_leave(&mix->gate);
+    }
+    if (f->stats) {
+        __atomic_add_fetch(&f->stats->searches, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&f->stats->distances, ndist + c->ndist, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&f->stats->hops, c->nhops, __ATOMIC_RELAXED);
     }
 done:
     if (c) sw__ctx_release(ix, c);

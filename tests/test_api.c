@@ -1107,3 +1107,55 @@ TEST(api_cosine_scale_invariant)
     sw_free(ix);
     free(data);
 }
+
+/* sw_search_params.stats: what searches cost, added up. */
+TEST(api_search_stats_count_the_work)
+{
+    const uint32_t dim = 16;
+    const size_t n = 3000, nq = 40;
+    float *data = tu_clustered(n, dim, 8, 1201, 1202);
+    float *q = tu_clustered(nq, dim, 8, 1201, 1203);
+    sw_options o = sw_options_default();
+    sw_index *ix;
+    sw_search_params p = sw_search_params_default();
+    sw_search_stats one, batch, scan;
+    uint64_t labels[nq * 10], allow[5] = {3, 30, 300, 1000, 2999};
+    float dists[nq * 10];
+    size_t found[nq];
+
+    REQUIRE(data != NULL && q != NULL);
+    o.dim = dim;
+    ix = tu_build(&o, data, n);
+    REQUIRE(ix != NULL);
+    CHECK(p.stats == NULL);
+    memset(&one, 0, sizeof one);
+    p.ef = 32;
+    p.stats = &one;
+    for (size_t i = 0; i < nq; i++)
+        CHECK_OK(sw_search(ix, q + i * dim, dim, 10, &p, labels, dists, found));
+    NOTE("%llu searches: %.1f distances and %.1f hops each",
+         (unsigned long long)one.searches, (double)one.distances / nq, (double)one.hops / nq);
+    CHECK_EQ_UINT(one.searches, nq);
+    /* a walk at ef 32 expands at least ef nodes and scores each one's
+     * neighbours; far less than scoring everything */
+    CHECK(one.hops >= 32 * nq);
+    CHECK(one.distances > one.hops && one.distances < n * nq / 2);
+    /* a batch on two threads does the same searches: the same work */
+    memset(&batch, 0, sizeof batch);
+    p.stats = &batch;
+    CHECK_OK(sw_search_batch(ix, q, nq, dim, 10, &p, labels, dists, found, 2));
+    CHECK(memcmp(&one, &batch, sizeof one) == 0);
+    /* an allow-list of five is scanned exactly: five distances a search */
+    memset(&scan, 0, sizeof scan);
+    p.stats = &scan;
+    p.allow = allow;
+    p.n_allow = 5;
+    for (size_t i = 0; i < nq; i++)
+        CHECK_OK(sw_search(ix, q + i * dim, dim, 10, &p, labels, dists, found));
+    CHECK_EQ_UINT(scan.searches, nq);
+    CHECK_EQ_UINT(scan.distances, 5 * nq);
+    CHECK_EQ_UINT(scan.hops, 0);
+    sw_free(ix);
+    free(data);
+    free(q);
+}
