@@ -95,8 +95,10 @@
  * truncating the file underneath a serving process is fatal to it
  * (SIGBUS); sw_save replaces files by rename, which a mapping survives.
  *
- * Saving is atomic: write "<path>.tmp-XXXXXX" in the same directory, fsync,
- * rename over the target, fsync the directory.  A crash leaves the old file
+ * Saving is atomic: write "<path>.tmp-<pid>-<n>-<t>" in the same directory
+ * (created exclusively, with the mode of the file it replaces), fsync,
+ * rename over the target, fsync the directory; a symbolic link is
+ * followed, so the file it names is replaced and the link stays.  A crash leaves the old file
  * or the new one, never a mix (tests/test_crash.c kills a saving process).
  *
  * History: version 1 (0.1.0) first format; 2 (0.2.0) tombstones; 3
@@ -113,6 +115,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAGIC "SWALLIDX"
@@ -361,10 +364,35 @@ static void fsync_dir(const char *path) {
     }
 }
 
+/* A new file beside `path` for the save: created exclusively, with mode
+ * 0666 less the umask as any new file gets (mkstemp's 0600 would take
+ * other users' read access away from an index they could read), then
+ * given the mode of the file it replaces, if there is one. */
+static int create_temp(const char *path, char *tmp, size_t plen) {
+    static atomic_uint counter;
+    struct stat sb;
+    int fd = -1;
+    for (int tries = 0; tries < 64 && fd < 0; tries++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(tmp, plen, "%s.tmp-%ld-%u-%lx", path, (long)getpid(),
+                 atomic_fetch_add(&counter, 1), (unsigned long)ts.tv_nsec);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) return -1;
+    }
+    if (fd >= 0 && stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) (void)fchmod(fd, sb.st_mode & 07777);
+    return fd;
+}
+
 sw_status sw_save(const sw_index *ix, const char *path) {
     if (!ix || !path) return sw__fail(SW_ENULL, "sw_save: %s is NULL", ix ? "path" : "index");
     sw__mem *m = (sw__mem *)&ix->mem;
-    size_t plen = strlen(path) + 16;
+    /* Saving to a symbolic link writes the file it points to (the rename
+     * would otherwise replace the link itself by a file). */
+    char *real = NULL;
+    struct stat lsb;
+    if (lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode) && (real = realpath(path, NULL))) path = real;
+    size_t plen = strlen(path) + 64;
     size_t secs_bytes = (SW__MAX_LEVEL + 8) * sizeof(section);
     char *tmp = sw__alloc(m, plen, 1);
     writer *w = sw__alloc(m, sizeof *w, SW__LINE);
@@ -376,8 +404,7 @@ sw_status sw_save(const sw_index *ix, const char *path) {
         st = sw__fail(SW_ENOMEM, "sw_save: allocating buffers");
         goto out;
     }
-    snprintf(tmp, plen, "%s.tmp-XXXXXX", path);
-    fd = mkstemp(tmp);
+    fd = create_temp(path, tmp, plen);
     if (fd < 0) {
         st = sw__fail(SW_EIO, "cannot create a file beside %s: %s", path, strerror(errno));
         goto out;
@@ -433,6 +460,7 @@ out:
     sw__free(m, rec, ix->rec_bytes);
     sw__free(m, w, sizeof *w);
     sw__free(m, tmp, plen);
+    free(real);
     return st;
 }
 

@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sw_test.h"
 #include "testutil.h"
@@ -532,4 +534,49 @@ done:
     tu_alloc_destroy(&ta);
     tu_rmtree(dir);
     free(data);
+}
+
+/* Saving over a file keeps its mode (other users keep their access); a
+ * new file gets 0666 less the umask, as any new file; saving to a
+ * symbolic link replaces the file it names and leaves the link. */
+TEST(persist_save_keeps_mode_and_follows_links)
+{
+    const uint32_t dim = 4;
+    float *data = tu_clustered(50, dim, 2, 61, 62);
+    sw_options o = sw_options_default();
+    sw_index *ix, *b = NULL;
+    char dir[256], path[300], link[300], fresh[300];
+    struct stat sb;
+    mode_t old = umask(022);
+
+    REQUIRE(data != NULL);
+    REQUIRE(tu_mkdtemp(dir, sizeof dir) == 0);
+    snprintf(path, sizeof path, "%s/a.swi", dir);
+    snprintf(link, sizeof link, "%s/link.swi", dir);
+    snprintf(fresh, sizeof fresh, "%s/new.swi", dir);
+    o.dim = dim;
+    ix = tu_build(&o, data, 40);
+    REQUIRE(ix != NULL);
+    REQUIRE_OK(sw_save(ix, fresh));
+    REQUIRE(stat(fresh, &sb) == 0);
+    CHECK_EQ_UINT(sb.st_mode & 07777, 0644);
+    REQUIRE_OK(sw_save(ix, path));
+    REQUIRE(chmod(path, 0640) == 0);
+    REQUIRE_OK(sw_add(ix, 1000, data + 40 * dim, dim));
+    REQUIRE_OK(sw_save(ix, path));
+    REQUIRE(stat(path, &sb) == 0);
+    CHECK_EQ_UINT(sb.st_mode & 07777, 0640);
+    REQUIRE(symlink("a.swi", link) == 0);
+    REQUIRE_OK(sw_add(ix, 1001, data + 41 * dim, dim));
+    REQUIRE_OK(sw_save(ix, link));
+    REQUIRE(lstat(link, &sb) == 0);
+    CHECK(S_ISLNK(sb.st_mode));
+    REQUIRE_OK(sw_load(path, NULL, &b));
+    CHECK_EQ_UINT(sw_count(b), 42); /* the file behind the link has both adds */
+    sw_free(b);
+    CHECK_EQ_INT(tu_count_entries(dir), 3); /* a.swi, link.swi, new.swi: no temporaries */
+    umask(old);
+    sw_free(ix);
+    free(data);
+    tu_rmtree(dir);
 }

@@ -101,6 +101,8 @@ int cli_find_duplicate(const uint64_t *labels, size_t n, uint64_t *dup);
  * the target and renamed over it.  Returns CLI_OK or CLI_FAIL.
  */
 int cli_write_bin(const char *path, size_t n, size_t d, const void *values);
+/* Do two paths name the same existing file? */
+int cli_same_file(const char *a, const char *b);
 
 /* ==== Progress (progress.c) ==== */
 

@@ -37,6 +37,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
+#include <fcntl.h>
+
 #include <errno.h>
 #include <float.h>
 #include <math.h>
@@ -182,6 +184,12 @@ static int convert_row(const char *path, size_t row, const unsigned char *src, e
 /* ==== Opening ==== */
 
 static int open_file(const char *path, FILE **f, uint64_t *size) {
+    struct stat pre;
+    if (stat(path, &pre) == 0 && !S_ISREG(pre.st_mode)) { /* a fifo would block fopen */
+        cli_error("%s: not a regular file", path);
+        *f = NULL;
+        return CLI_DATA;
+    }
     *f = fopen(path, "rb");
     if (!*f) {
         cli_error("cannot open %s: %s", path, strerror(errno));
@@ -834,9 +842,15 @@ int cli_read_labels(const char *path, size_t expect, uint64_t **labels, size_t *
             char *e;
             errno = 0;
             unsigned long long v = strtoull(p, &e, 10);
-            if (*p < '0' || *p > '9' || *e || errno || v == SW_NO_LABEL) {
-                cli_error("%s: line %zu: '%s' is not a label (a decimal integer, 0 .. 2^64 - 2)",
-                          path, line, p);
+            if (*p < '0' || *p > '9' || *e || errno || v == SW_NO_LABEL ||
+                memchr(p, 0, (size_t)(le - p))) {
+                char shown[48];
+                size_t ns = 0;
+                for (const char *c = p; c < le && ns + 1 < sizeof shown; c++) /* one printable line */
+                    shown[ns++] = (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f ? '?' : *c;
+                shown[ns] = 0;
+                cli_error("%s: line %zu: '%s%s' is not a label (a decimal integer, 0 .. 2^64 - 2)",
+                          path, line, shown, le - p >= (ptrdiff_t)sizeof shown - 1 ? "..." : "");
                 rc = CLI_DATA;
                 goto done;
             }
@@ -912,6 +926,13 @@ int cli_write_bin(const char *path, size_t n, size_t d, const void *values) {
         cli_error("%s: %zu x %zu is too large for the int32 header", path, n, d);
         return CLI_FAIL;
     }
+    /* replaced by rename: only a regular file may be there (a rename
+     * over /dev/null or a fifo would replace the device, not write it) */
+    struct stat tsb;
+    if (stat(path, &tsb) == 0 && !S_ISREG(tsb.st_mode)) {
+        cli_error("%s exists and is not a regular file", path);
+        return CLI_USAGE;
+    }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
     if (!tmp) {
@@ -919,9 +940,14 @@ int cli_write_bin(const char *path, size_t n, size_t d, const void *values) {
         return CLI_FAIL;
     }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* never through a link */
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
         cli_error("cannot write %s: %s", tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            remove(tmp);
+        }
         free(tmp);
         return CLI_FAIL;
     }

@@ -184,6 +184,13 @@ int cli_cmd_gt(const cli_args *a) {
     pthread_t *th = NULL;
     size_t started = 0;
     int rc;
+    const char *outs[2] = {a->out, a->distances};
+    for (int i = 0; i < 2; i++)
+        if (outs[i] && (cli_same_file(outs[i], bp) || cli_same_file(outs[i], qp) ||
+                        (i == 1 && cli_same_file(outs[1], outs[0])))) {
+            cli_error("%s would overwrite an input of gt", outs[i]);
+            return CLI_USAGE;
+        }
     if ((rc = cli_read_vectors(bp, a->format, &base))) return rc;
     if ((rc = cli_read_vectors(qp, a->format, &q))) goto done;
     size_t k = a->k_set ? a->k : 100;
@@ -198,7 +205,8 @@ int cli_cmd_gt(const cli_args *a) {
         goto done;
     }
     if (k > base.n) {
-        cli_error("-k %zu, but %s has only %zu rows", k, bp, base.n);
+        cli_error("%s %zu, but %s has only %zu rows", a->k_set ? "-k" : "k (default)", k, bp,
+                  base.n);
         rc = CLI_USAGE;
         goto done;
     }
@@ -379,6 +387,7 @@ int cli_cmd_bench(const cli_args *a) {
     }
     for (size_t e = 0; e < nef; e++) {
         sw_search_stats cost = {0, 0, 0};
+        if (efs[e] < k) efs[e] = (uint32_t)k; /* the library searches with ef >= k */
         sp.ef = efs[e];
         sp.stats = &cost;
         double total = 0;

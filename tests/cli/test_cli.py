@@ -758,6 +758,43 @@ def progress_on_a_terminal(tmp):
     check("built " in out, "summary after the bar")
 
 
+@test
+def review_fixes(tmp):
+    """gt never writes over an input or a non-file; a fifo is refused, not
+    waited on; ef below k is shown as searched; a NUL in a labels file."""
+    rng = random.Random(11)
+    rows = distinct_rows(rng, 60, 4)
+    p = lambda name: os.path.join(tmp, name)
+    base, index = p("b.fbin"), p("i.sw")
+    write_bin(base, rows, "f")
+    write_bin(p("q.fbin"), rows[:5], "f")
+    run("build", base, "-o", index, "-q")
+    before = digest(base)
+    run("gt", base, p("q.fbin"), "-k", 3, "-o", base, "-q", expect=EXIT_USAGE)
+    check(digest(base) == before, "gt -o BASE left the base file as it was")
+    run("gt", base, p("q.fbin"), "-k", 3, "-o", p("g.ibin"), "--distances", p("q.fbin"), "-q",
+        expect=EXIT_USAGE)
+    if os.path.exists("/dev/null"):
+        run("gt", base, p("q.fbin"), "-k", 3, "-o", "/dev/null", "-q", expect=EXIT_USAGE)
+        check(not os.path.isfile("/dev/null"), "/dev/null is still a device")
+    os.mkfifo(p("ff.fbin"))
+    run("build", p("ff.fbin"), "-o", p("x.sw"), "-q", expect=EXIT_DATA)  # returns: no open() wait
+    run("gt", base, p("q.fbin"), "-k", 10, "-o", p("g.ibin"), "-q")
+    out, _ = run("bench", index, p("q.fbin"), "--gt", p("g.ibin"), "-k", 10, "--ef", "1,2,20",
+                 "-O", "csv")
+    check([int(l.split(",")[0]) for l in out.splitlines()[1:]] == [10, 10, 20],
+          f"ef below k shown as k: {out}")
+    open(p("labels.txt"), "wb").write(b"5\n49\0junk\n")
+    h = digest(index)
+    run("delete", index, p("labels.txt"), expect=EXIT_DATA)
+    check(digest(index) == h, "a refused delete leaves the index as it was")
+    # saving keeps the index's mode
+    os.chmod(index, 0o640)
+    write_bin(p("more.fbin"), distinct_rows(rng, 3, 4), "f")
+    run("add", index, p("more.fbin"), "-q")
+    check(os.stat(index).st_mode & 0o777 == 0o640, oct(os.stat(index).st_mode))
+
+
 def main():
     if not os.access(BIN, os.X_OK):
         print(f"no executable at {BIN}", file=sys.stderr)
