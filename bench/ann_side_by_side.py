@@ -300,6 +300,7 @@ def wait_quiet(pattern, log, limit_s=600, poll_s=30):
         return
     me = os.getpid()
     t0 = time.monotonic()
+    said = False
     while True:
         try:
             out = subprocess.run(["pgrep", "-f", pattern], capture_output=True,
@@ -310,15 +311,18 @@ def wait_quiet(pattern, log, limit_s=600, poll_s=30):
         # when it is given with --quiet-pattern)
         mine = {me, os.getppid()}
         busy = [p for p in out if int(p) not in mine]
-        if not busy:
-            return
         waited = time.monotonic() - t0
+        if not busy:
+            if said:
+                log(f"  quiet after {waited:.0f} s")
+            return
         if waited >= limit_s:
             log(f"  machine still busy after {waited:.0f} s ({len(busy)} processes match "
                 f"{pattern!r}); going on, read the spread")
             return
-        if waited == 0:
+        if not said:
             log(f"  waiting for {len(busy)} processes matching {pattern!r} to end ...")
+            said = True
         time.sleep(poll_s)
 
 
