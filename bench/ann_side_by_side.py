@@ -326,6 +326,20 @@ def wait_quiet(pattern, log, limit_s=600, poll_s=30):
         time.sleep(poll_s)
 
 
+def busy_cpu():
+    """(CPU seconds all processes used so far, this process's own), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        hz = os.sysconf("SC_CLK_TCK")
+        # user nice system (idle iowait) irq softirq steal
+        used = (sum(v[:3]) + sum(v[5:8])) / hz
+    except (OSError, ValueError, IndexError):
+        return None
+    t = os.times()
+    return used, t.user + t.system
+
+
 def loadavg():
     try:
         return os.getloadavg()[0]
@@ -471,6 +485,7 @@ def main():
     for lib, obj in list(alive.items()):
         wait_quiet(args.quiet_pattern, log)
         la = loadavg()
+        c0 = busy_cpu()
         try:
             t0 = time.perf_counter()
             obj.build(base, args.build_threads)
@@ -479,7 +494,11 @@ def main():
             log(f"skip {lib}: build failed ({type(e).__name__}: {e})")
             del alive[lib]
             continue
-        log(f"build {lib:<10} {build_s[lib]:8.2f} s   version {obj.version}   (load avg {la:.2f})")
+        c1 = busy_cpu()
+        other = (f", other processes {((c1[0] - c0[0]) - (c1[1] - c0[1])) / build_s[lib]:.2f} cores"
+                 if c0 and c1 else "")
+        log(f"build {lib:<10} {build_s[lib]:8.2f} s   version {obj.version}   "
+            f"(load avg before {la:.2f}{other})")
     if not alive:
         fail("no library left to measure")
 
@@ -491,6 +510,7 @@ def main():
         wait_quiet(args.quiet_pattern, log)
         log(f"pass {r + 1}/{args.repeat}: load avg {loadavg():.2f}")
         rot = order[r % len(order):] + order[:r % len(order)]
+        c0, w0 = busy_cpu(), time.monotonic()
         for ef in efs:
             for lib in rot:
                 if lib not in alive:
@@ -511,6 +531,12 @@ def main():
                     log(f"note: {lib} ef {ef}: recall {rec:.4f} differs from the first pass's "
                         f"{recalls[(lib, ef)]:.4f}")
                 recalls.setdefault((lib, ef), rec)
+        c1, wall = busy_cpu(), time.monotonic() - w0
+        if c0 and c1 and wall > 0:
+            # what other processes took while this pass ran: a single-thread
+            # timing needs one free core, so read the pass's spread with this
+            log(f"  pass {r + 1} took {wall:.1f} s; other processes used "
+                f"{((c1[0] - c0[0]) - (c1[1] - c0[1])) / wall:.2f} cores meanwhile")
 
     # ---- results ----
     nq = len(queries)
