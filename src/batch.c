@@ -104,15 +104,17 @@ typedef struct add_job {
 
 static void add_task(void *arg, size_t task) {
     add_job *j = arg;
-    size_t end = (task + 1) * ADD_ROWS < j->n ? (task + 1) * ADD_ROWS : j->n;
-    for (size_t i = task * ADD_ROWS; i < end; i++) {
-        if (first_error_seen(&j->err)) return;
-        sw_status st = sw_add(j->ix, j->labels[i], j->vectors + i * j->dim, j->dim);
+    size_t end = (task + 1) * ADD_ROWS < j->n ? (task + 1) * ADD_ROWS : j->n, i;
+    for (i = task * ADD_ROWS; i < end; i++) {
+        if (first_error_seen(&j->err)) break;
+        sw_status st = sw__add(j->ix, j->labels[i], j->vectors + i * j->dim);
         if (st != SW_OK) {
             first_error_set(&j->err, i, st);
-            return;
+            break;
         }
     }
+    /* rows added, toward the reachability pass: one shared add a task */
+    __atomic_add_fetch(&j->ix->added_since_pass, i - task * ADD_ROWS, __ATOMIC_RELAXED);
 }
 
 static int u64_cmp(const void *pa, const void *pb) {
@@ -146,7 +148,7 @@ static sw_status check_distinct(sw_index *ix, const uint64_t *labels, size_t n) 
 sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vectors, size_t n,
                        size_t dim, size_t threads) {
     if (!ix) return sw__fail(SW_ENULL, "sw_add_batch: index is NULL");
-    if (ix->readonly) return sw__writable(ix, "sw_add_batch");
+    if (ix->readonly) return sw__readonly_fail("sw_add_batch");
     if (dim != ix->dim)
         return sw__fail(SW_EDIMMISMATCH, "sw_add_batch: vectors have dimension %zu, the index %u",
                         dim, ix->dim);
@@ -192,7 +194,7 @@ sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vector
      * for many times over by the adds it follows, and geometric, so a
      * build in chunks pays it a bounded number of times per doubling.
      * Best effort: out of memory, the graph is left as the adds made it. */
-    size_t since = __atomic_load_n(&ix->added_since_pass, __ATOMIC_RELAXED); /* sw_add counted */
+    size_t since = __atomic_load_n(&ix->added_since_pass, __ATOMIC_RELAXED);
     if (since >= 64 && since * 8 >= sw__count(ix)) {
         pthread_rwlock_wrlock(&ix->save_lock);
         __atomic_store_n(&ix->added_since_pass, 0, __ATOMIC_RELAXED);

@@ -244,22 +244,12 @@ void sw__reach_from(const sw_index *ix, uint32_t count, uint32_t from, uint8_t *
     }
 }
 
-/* Nodes no search can reach: not reached from the entry point over the
- * union of the layers.  *first (may be NULL) gets the lowest such slot.
- * SIZE_MAX when out of memory. */
-size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
+size_t sw__mark_reachable(const sw_index *ix, uint32_t count, uint8_t *seen, uint32_t *stack,
+                          uint32_t *first_out) {
     int max_level;
-    const uint32_t entry = sw__top(ix, &max_level), count = sw__count(ix);
-    if (first_out) *first_out = SW__NONE;
-    if (entry == SW__NONE || count == 0) return 0;
-    uint8_t *seen = calloc(count, 1);
-    uint32_t *stack = malloc((size_t)count * sizeof *stack);
-    if (!seen || !stack) {
-        free(seen);
-        free(stack);
-        return SIZE_MAX;
-    }
-    sw__reach_from(ix, count, entry, seen, stack);
+    const uint32_t entry = sw__top(ix, &max_level);
+    memset(seen, 0, count);
+    if (entry != SW__NONE) sw__reach_from(ix, count, entry, seen, stack);
     size_t lost = 0;
     uint32_t first = SW__NONE;
     for (uint32_t s = 0; s < count; s++)
@@ -267,9 +257,20 @@ size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
             if (first == SW__NONE) first = s;
             lost++;
         }
+    if (first_out) *first_out = first;
+    return entry == SW__NONE ? 0 : lost;
+}
+
+/* Nodes no search can reach.  SIZE_MAX when out of memory. */
+size_t sw__unreachable(const sw_index *ix, uint32_t *first_out) {
+    const uint32_t count = sw__count(ix);
+    if (first_out) *first_out = SW__NONE;
+    if (count == 0) return 0;
+    uint8_t *seen = malloc(count);
+    uint32_t *stack = malloc((size_t)count * sizeof *stack);
+    size_t lost = seen && stack ? sw__mark_reachable(ix, count, seen, stack, first_out) : SIZE_MAX;
     free(seen);
     free(stack);
-    if (first_out) *first_out = first;
     return lost;
 }
 
@@ -302,15 +303,10 @@ static void memory_breakdown(const sw_index *ix, sw_stats *out) {
                          ix->labels.cap * (sizeof *ix->labels.keys + sizeof *ix->labels.vals);
     /* Only idle contexts: one a running search holds may be growing its
      * buffers (storage.c regrows them without the lock), so its sizes
-     * cannot be read without a race; its bytes land in memory_other.  The
-     * parts are those ctx_free() in storage.c releases. */
+     * cannot be read without a race; its bytes land in memory_other. */
     size_t scratch = 0;
     pthread_mutex_lock(&mix->ctx_lock);
-    for (const sw__ctx *c = mix->ctx_free; c; c = c->next)
-        scratch += sizeof *c + c->visited_cap * sizeof *c->visited +
-                   c->pool_cap * sizeof *c->pool + c->expanded_cap +
-                   c->work_cap * sizeof *c->work + c->dim * sizeof(float) +
-                   (sizeof *c->extra << SW__EXTRA_BITS);
+    for (const sw__ctx *c = mix->ctx_free; c; c = c->next) scratch += sw__ctx_bytes(c);
     pthread_mutex_unlock(&mix->ctx_lock);
     out->memory_scratch = scratch;
     out->memory_bytes = sw_memory_usage(ix);

@@ -162,7 +162,7 @@ static uint32_t find_label(const sw_index *ix, uint64_t label) {
 
 static sw_status set_tombstone(sw_index *ix, uint64_t label, bool on, const char *fn) {
     if (!ix) return sw__fail(SW_ENULL, "%s: index is NULL", fn);
-    if (ix->readonly) return sw__writable(ix, fn);
+    if (ix->readonly) return sw__readonly_fail(fn);
     pthread_rwlock_rdlock(&ix->save_lock);
     sw_status st = SW_OK;
     uint32_t s = find_label(ix, label);
@@ -528,7 +528,7 @@ sw_status sw__unlink(sw_index *ix, uint32_t d) {
 
 sw_status sw_delete(sw_index *ix, uint64_t label) {
     if (!ix) return sw__fail(SW_ENULL, "sw_delete: index is NULL");
-    if (ix->readonly) return sw__writable(ix, "sw_delete");
+    if (ix->readonly) return sw__readonly_fail("sw_delete");
     pthread_rwlock_wrlock(&ix->save_lock);
     sw_status st = SW_OK;
     uint32_t d = find_label(ix, label);
@@ -588,7 +588,7 @@ static void compact_task(void *arg, size_t task) {
 
 sw_status sw_compact(sw_index *ix, size_t threads) {
     if (!ix) return sw__fail(SW_ENULL, "sw_compact: index is NULL");
-    if (ix->readonly) return sw__writable(ix, "sw_compact");
+    if (ix->readonly) return sw__readonly_fail("sw_compact");
     if (threads > SW_MAX_THREADS)
         return sw__fail(SW_EINVAL, "sw_compact: threads is %zu, at most %u", threads, SW_MAX_THREADS);
     pthread_rwlock_wrlock(&ix->save_lock);

@@ -390,7 +390,7 @@ sw_status sw_get(const sw_index *ix, uint64_t label, float *out, size_t dim) {
 sw_status sw_set_metadata(sw_index *ix, const void *data, size_t len) {
     if (!ix || (!data && len))
         return sw__fail(SW_ENULL, "sw_set_metadata: %s is NULL", ix ? "data" : "index");
-    if (ix->readonly) return sw__writable(ix, "sw_set_metadata");
+    if (ix->readonly) return sw__readonly_fail("sw_set_metadata");
     if (len > SW_MAX_METADATA)
         return sw__fail(SW_EINVAL, "sw_set_metadata: %zu bytes, at most %u", len, SW_MAX_METADATA);
     unsigned char *copy = NULL;

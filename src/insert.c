@@ -328,10 +328,7 @@ size_t sw__reconnect(sw_index *ix) {
     size_t lost = SIZE_MAX;
     if (!seen || !stack || !c) goto out;
     for (int round = 0;; round++) {
-        memset(seen, 0, count);
-        sw__reach_from(ix, count, entry, seen, stack);
-        size_t unreached = 0;
-        for (uint32_t u = 0; u < count; u++) unreached += !seen[u] && !(sw__flags(ix, u) & SW__F_FREE);
+        size_t unreached = sw__mark_reachable(ix, count, seen, stack, NULL);
         if (unreached == 0 || round == 4) {
             lost = unreached;
             break;
@@ -605,16 +602,21 @@ done:
     return st;
 }
 
-sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) {
-    if (!ix || !vector) return sw__fail(SW_ENULL, "sw_add: %s is NULL", ix ? "vector" : "index");
-    if (ix->readonly) return sw__writable(ix, "sw_add");
-    if (dim != ix->dim)
-        return sw__fail(SW_EDIMMISMATCH, "sw_add: vector has dimension %zu, the index %u", dim,
-                        ix->dim);
+sw_status sw__add(sw_index *ix, uint64_t label, const float *vector) {
     bool again;
     sw_status st;
     do st = add_once(ix, label, vector, &again);
     while (st == SW_OK && again);
+    return st;
+}
+
+sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) {
+    if (!ix || !vector) return sw__fail(SW_ENULL, "sw_add: %s is NULL", ix ? "vector" : "index");
+    if (ix->readonly) return sw__readonly_fail("sw_add");
+    if (dim != ix->dim)
+        return sw__fail(SW_EDIMMISMATCH, "sw_add: vector has dimension %zu, the index %u", dim,
+                        ix->dim);
+    sw_status st = sw__add(ix, label, vector);
     if (st == SW_OK) __atomic_add_fetch(&ix->added_since_pass, 1, __ATOMIC_RELAXED);
     return st;
 }

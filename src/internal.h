@@ -166,10 +166,12 @@ SW__HIDDEN void sw__labels_remove(sw__labelmap *lm, uint64_t label);
  * all were new.  The map must be empty with room reserved. */
 SW__HIDDEN size_t sw__labels_put_all(sw__labelmap *lm, const unsigned char *le_labels,
                                      uint32_t n);
+/* Little-endian fields of a file, on any host (persist.c, labels.c). */
+static inline uint32_t sw__get32le(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 static inline uint64_t sw__get64le(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
+    return sw__get32le(p) | (uint64_t)sw__get32le(p + 4) << 32;
 }
 SW__HIDDEN void sw__labels_free(sw__mem *m, sw__labelmap *lm);
 
@@ -437,6 +439,8 @@ SW__HIDDEN void sw__upper_free(sw_index *ix, uint32_t *p, int level);
 SW__HIDDEN sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work);
 SW__HIDDEN void sw__ctx_release(const sw_index *ix, sw__ctx *c);
 SW__HIDDEN void sw__ctx_pool_free(sw_index *ix);
+/* Bytes a context holds (sw_get_stats' memory_scratch). */
+SW__HIDDEN size_t sw__ctx_bytes(const sw__ctx *c);
 /* Start a new visited generation; all marks are clear afterwards. */
 SW__HIDDEN void sw__ctx_new_epoch(sw__ctx *c);
 
@@ -458,9 +462,8 @@ SW__HIDDEN size_t sw__cpu_count(void);
 /* ==== Index helpers (index.c) ==== */
 
 SW__HIDDEN sw_status sw__check_options(const sw_options *o);
-/* SW_EREADONLY naming `fn` if the index was opened read-only, else SW_OK. */
-static inline sw_status sw__writable(const sw_index *ix, const char *fn) {
-    if (SW__LIKELY(!ix->readonly)) return SW_OK;
+/* The refusal of a change to a read-only index (ix->readonly), naming `fn`. */
+static inline sw_status sw__readonly_fail(const char *fn) {
     return sw__fail(SW_EREADONLY, "%s: the index is read-only (opened with sw_open_mmap); "
                                   "sw_load a copy to change it", fn);
 }
@@ -472,6 +475,9 @@ SW__HIDDEN sw_status sw__prepare_vector(const sw_index *ix, const float *v, floa
  * the same for a label whatever the insert order or thread count, and a
  * failed add consumes nothing. */
 SW__HIDDEN int sw__level_for(const sw_index *ix, uint64_t label);
+/* One add (or update) of a checked vector: the body of sw_add, which also
+ * counts it toward the reachability pass (sw_add_batch counts per task). */
+SW__HIDDEN sw_status sw__add(sw_index *ix, uint64_t label, const float *vector);
 SW__HIDDEN sw_status sw__check_query(const sw_index *ix, const float *q, size_t dim, size_t k,
                                      size_t *n_found, const char *fn);
 
@@ -598,6 +604,11 @@ SW__HIDDEN size_t sw__unreachable(const sw_index *ix, uint32_t *first);
  * has room for count ids. */
 SW__HIDDEN void sw__reach_from(const sw_index *ix, uint32_t count, uint32_t from, uint8_t *seen,
                                uint32_t *stack);
+/* seen[0..count) := reachable from the entry point; returns how many
+ * nodes (FREE slots aside) are not, *first (may be NULL) the lowest of
+ * them (SW__NONE if none).  stack has room for count ids. */
+SW__HIDDEN size_t sw__mark_reachable(const sw_index *ix, uint32_t count, uint8_t *seen,
+                                     uint32_t *stack, uint32_t *first);
 /* Link every node no search reaches from the entry point to the nearest
  * node one does reach (insert.c); the caller holds save_lock alone
  * (searches may run).  Returns how many stay unreachable, SIZE_MAX when

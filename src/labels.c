@@ -44,8 +44,9 @@ static void put(uint64_t *keys, uint32_t *vals, size_t cap, uint64_t label, uint
 
 /* A loader's bulk insert: prefetching the buckets of the labels a few
  * places ahead hides most of the two cache misses per label that a plain
- * loop pays (a mapped open of 1M labels went from about 60 ms to about
- * 20 ms in this loop). */
+ * loop pays.  A mapped open of 1M labels took 105 ms, 58% of it (perf) in
+ * the find-then-put loop; with this one the open takes 38-45 ms, 32% of
+ * it here. */
 size_t sw__labels_put_all(sw__labelmap *lm, const unsigned char *le_labels, uint32_t n) {
     enum { AHEAD = 16 };
     size_t mask = lm->cap - 1;

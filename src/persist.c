@@ -143,10 +143,6 @@ static void put64(unsigned char *p, uint64_t v) {
     put32(p, (uint32_t)v);
     put32(p + 4, (uint32_t)(v >> 32));
 }
-static uint32_t get32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const unsigned char *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
 
 typedef struct section {
     uint32_t type, arg;
@@ -499,8 +495,8 @@ static sw_status read_table(file *fl, int max_level, bool skip_nodes_crc) {
     const unsigned char *f = fl->p + fl->len - FOOTER_BYTES;
     if (memcmp(f + 24, END_MAGIC, 8) != 0)
         CORRUPT("%s: no footer at the end (the file is truncated or damaged)", path);
-    uint64_t table_off = get64(f), flen = get64(f + 16);
-    uint32_t n = get32(f + 8);
+    uint64_t table_off = sw__get64le(f), flen = sw__get64le(f + 16);
+    uint32_t n = sw__get32le(f + 8);
     if (flen != fl->len)
         CORRUPT("%s: the file has %llu bytes, its footer says %llu (truncated or extended)", path,
                 (unsigned long long)fl->len, (unsigned long long)flen);
@@ -511,18 +507,18 @@ static sw_status read_table(file *fl, int max_level, bool skip_nodes_crc) {
         (uint64_t)n * ENTRY_BYTES != fl->len - FOOTER_BYTES - table_off)
         CORRUPT("%s: bad section table (%u sections at %llu)", path, n,
                 (unsigned long long)table_off);
-    if (sw__crc32c(0, fl->p + table_off, (size_t)n * ENTRY_BYTES) != get32(f + 12))
+    if (sw__crc32c(0, fl->p + table_off, (size_t)n * ENTRY_BYTES) != sw__get32le(f + 12))
         CORRUPT("%s: section table checksum mismatch (file damaged)", path);
     uint64_t end = HEADER_BYTES;
     for (uint32_t k = 0; k < n; k++) {
         const unsigned char *e = fl->p + table_off + (uint64_t)k * ENTRY_BYTES;
         section *s = &fl->sec[k];
-        s->type = get32(e);
-        s->arg = get32(e + 4);
-        s->off = get64(e + 8);
-        s->len = get64(e + 16);
-        s->flags = get32(e + 24);
-        s->crc = get32(e + 28);
+        s->type = sw__get32le(e);
+        s->arg = sw__get32le(e + 4);
+        s->off = sw__get64le(e + 8);
+        s->len = sw__get64le(e + 16);
+        s->flags = sw__get32le(e + 24);
+        s->crc = sw__get32le(e + 28);
         if (s->off % ALIGN || s->off < end || s->off > table_off || s->len > table_off - s->off)
             CORRUPT("%s: section %u (type %u) at %llu, %llu bytes, is out of place", path, k,
                     s->type, (unsigned long long)s->off, (unsigned long long)s->len);
@@ -651,11 +647,11 @@ static sw_status copy_records(sw_index *ix, const file *fl, uint32_t count) {
             for (size_t i = 0; i < k; i++) {
                 unsigned char *r = (unsigned char *)sw__rec(ix, first + (uint32_t)i);
                 for (size_t b = 0; b < ix->vec_bytes; b += 4) {
-                    uint32_t x = get32(r + b);
+                    uint32_t x = sw__get32le(r + b);
                     memcpy(r + b, &x, 4);
                 }
                 for (size_t b = 0; b < 4 * (1 + (size_t)ix->M0); b += 4) {
-                    uint32_t x = get32(r + ix->links_off + b);
+                    uint32_t x = sw__get32le(r + ix->links_off + b);
                     memcpy(r + ix->links_off + b, &x, 4);
                 }
             }
@@ -686,13 +682,13 @@ static sw_status read_upper(sw_index *ix, const file *fl, int l, uint32_t count)
             return sw__fail(SW_ENOMEM, "loading %s: links of node %u", path, s);
         uint32_t *links = sw__links(ix, s, l);
         if (end - p < 4) CORRUPT("%s: layer %d section ends before node %u", path, l, s);
-        uint32_t deg = get32(p);
+        uint32_t deg = sw__get32le(p);
         p += 4;
         if (deg > ix->M) CORRUPT("%s: node %u layer %d has degree %u above %u", path, s, l, deg, ix->M);
         if ((uint64_t)(end - p) < 4 * (uint64_t)deg)
             CORRUPT("%s: layer %d section ends inside node %u's list", path, l, s);
         for (uint32_t j = 1; j <= deg; j++, p += 4) {
-            uint32_t t = get32(p);
+            uint32_t t = sw__get32le(p);
             if (t >= count || t == s) CORRUPT("%s: node %u layer %d has a bad link %u", path, s, l, t);
             if (sw__level(ix, t) < l)
                 CORRUPT("%s: node %u links on layer %d to a node not on it", path, s, l);
@@ -764,8 +760,8 @@ static sw_status read_body(sw_index *ix, file *fl, uint64_t count64, uint64_t to
     const unsigned char *lab = fl->p + fl->labels->off;
     size_t dup = sw__labels_put_all(&ix->labels, lab, count);
     if (dup != SIZE_MAX)
-        CORRUPT("%s: label %llu appears twice", path, (unsigned long long)get64(lab + 8 * dup));
-    for (uint32_t s = 0; s < count; s++) *sw__label_ptr(ix, s) = get64(lab + 8 * (size_t)s);
+        CORRUPT("%s: label %llu appears twice", path, (unsigned long long)sw__get64le(lab + 8 * dup));
+    for (uint32_t s = 0; s < count; s++) *sw__label_ptr(ix, s) = sw__get64le(lab + 8 * (size_t)s);
 
     const unsigned char *tb = fl->p + fl->tombs->off;
     uint64_t seen = 0;
@@ -840,7 +836,7 @@ static sw_status load(const char *path, const sw_allocator *allocator, sw_index 
         close(fd);
         return sw__fail(SW_ECORRUPT, "%s is not a smallworld index (bad magic)", path);
     }
-    uint32_t version = get32(h + 8);
+    uint32_t version = sw__get32le(h + 8);
     if (version >= 1 && version < FORMAT_VERSION) {
         close(fd);
         if (!map) return sw__load_legacy(path, allocator, out);
@@ -862,26 +858,26 @@ static sw_status load(const char *path, const sw_allocator *allocator, sw_index 
         close(fd);
         return sw__fail(SW_ECORRUPT, "%s: too large for this machine", path);
     }
-    if (sw__crc32c(0, h, 124) != get32(h + 124)) {
+    if (sw__crc32c(0, h, 124) != sw__get32le(h + 124)) {
         close(fd);
         return sw__fail(SW_ECORRUPT, "%s: header checksum mismatch (file damaged)", path);
     }
 
     sw_options o = sw_options_default();
-    uint32_t hbytes = get32(h + 12), required = get32(h + 16), optional = get32(h + 20);
-    o.dim = get32(h + 24);
-    o.metric = (sw_metric)get32(h + 28);
-    uint32_t etype = get32(h + 32);
-    o.M = get32(h + 36);
-    o.M0 = get32(h + 40);
-    o.ef_construction = get32(h + 44);
-    o.ef_search = get32(h + 48);
-    uint32_t flags = get32(h + 52);
-    o.seed = get64(h + 56);
-    uint64_t rng = get64(h + 64), count = get64(h + 72), tombs = get64(h + 80);
-    uint32_t entry = get32(h + 88);
-    int32_t max_level = (int32_t)get32(h + 92);
-    uint32_t rbytes = get32(h + 96), vbytes = get32(h + 100), loff = get32(h + 104);
+    uint32_t hbytes = sw__get32le(h + 12), required = sw__get32le(h + 16), optional = sw__get32le(h + 20);
+    o.dim = sw__get32le(h + 24);
+    o.metric = (sw_metric)sw__get32le(h + 28);
+    uint32_t etype = sw__get32le(h + 32);
+    o.M = sw__get32le(h + 36);
+    o.M0 = sw__get32le(h + 40);
+    o.ef_construction = sw__get32le(h + 44);
+    o.ef_search = sw__get32le(h + 48);
+    uint32_t flags = sw__get32le(h + 52);
+    o.seed = sw__get64le(h + 56);
+    uint64_t rng = sw__get64le(h + 64), count = sw__get64le(h + 72), tombs = sw__get64le(h + 80);
+    uint32_t entry = sw__get32le(h + 88);
+    int32_t max_level = (int32_t)sw__get32le(h + 92);
+    uint32_t rbytes = sw__get32le(h + 96), vbytes = sw__get32le(h + 100), loff = sw__get32le(h + 104);
     (void)optional; /* nothing defined; a reader may ignore these bits */
 
     fl = calloc(1, sizeof *fl);

@@ -130,7 +130,7 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
     const sw__dist4_fn dist4 = ix->dist4;
     const size_t dim = ix->dim;
     const uint32_t maxdeg = sw__max_degree(ix, layer), lim = sw__link_limit(ix);
-    size_t n = 0, nacc = 0;
+    size_t n = 0, nacc = 0, ndist = 0, nhops = 0;
 
     if (exclude != SW__NONE) sw__visit(c, exclude);
     for (size_t i = 0; i < nseeds; i++) {
@@ -177,9 +177,11 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
         }
         if (lowest < cur) cur = lowest;
         while (cur < n && (fl[cur] & EXPANDED)) cur++;
-        c->ndist += nf;
-        c->nhops++;
+        ndist += nf;
+        nhops++;
     }
+    c->ndist += ndist; /* for sw_search_stats; kept in registers above */
+    c->nhops += nhops;
     return n;
 }
 

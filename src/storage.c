@@ -131,6 +131,13 @@ void sw__upper_free(sw_index *ix, uint32_t *p, int level) {
 
 /* ==== Scratch contexts ==== */
 
+size_t sw__ctx_bytes(const sw__ctx *c) {
+    return sizeof *c + c->visited_cap * sizeof *c->visited + c->pool_cap * sizeof *c->pool +
+           c->expanded_cap + c->work_cap * sizeof *c->work + c->dim * sizeof(float) +
+           (sizeof *c->extra << SW__EXTRA_BITS);
+}
+
+/* Frees what sw__ctx_bytes counts. */
 static void ctx_free(const sw_index *ix, sw__ctx *c) {
     sw__mem *m = (sw__mem *)&ix->mem; /* the byte counter is atomic */
     sw__free(m, c->visited, c->visited_cap * sizeof *c->visited);

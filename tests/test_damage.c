@@ -250,6 +250,18 @@ TEST(damage_island_reconnected)
     free(data);
 }
 
+/* The lowest node of level 0 that is not the entry point, or SW__NONE. */
+static uint32_t first_flat_node(const sw_index *ix)
+{
+    int top;
+    uint32_t entry = sw__top(ix, &top);
+
+    for (uint32_t s = 0; s < ix->count; s++)
+        if (s != entry && sw__level(ix, s) == 0)
+            return s;
+    return SW__NONE;
+}
+
 /* Take every link into v away (its own list stays). */
 static void isolate(sw_index *ix, uint32_t v)
 {
@@ -273,18 +285,14 @@ TEST(damage_island_reconnected_by_a_large_batch)
     float *data = tu_clustered(2 * DM_N, DM_DIM, 8, 9211, 9212);
     uint64_t *labels = malloc(sizeof *labels * DM_N);
     sw_index *ix;
-    uint32_t v = SW__NONE;
-    int top;
+    uint32_t v;
 
     REQUIRE(data != NULL && labels != NULL);
     o.dim = DM_DIM;
     o.M = 6;
     ix = tu_build(&o, data, DM_N);
     REQUIRE(ix != NULL);
-    uint32_t entry = sw__top(ix, &top);
-    for (uint32_t s = 0; s < ix->count && v == SW__NONE; s++)
-        if (s != entry && sw__level(ix, s) == 0)
-            v = s;
+    v = first_flat_node(ix);
     REQUIRE(v != SW__NONE);
     isolate(ix, v);
     CHECK_EQ_UINT(sw__unreachable(ix, NULL), 1);
@@ -313,18 +321,14 @@ TEST(damage_island_reconnected_after_small_batches_add_up)
     float *data = tu_clustered(DM_N + 300, DM_DIM, 8, 9221, 9222);
     uint64_t labels[100];
     sw_index *ix;
-    uint32_t v = SW__NONE;
-    int top;
+    uint32_t v;
 
     REQUIRE(data != NULL);
     o.dim = DM_DIM;
     o.M = 6;
     ix = tu_build(&o, data, DM_N);
     REQUIRE(ix != NULL);
-    uint32_t entry = sw__top(ix, &top);
-    for (uint32_t s = 0; s < ix->count && v == SW__NONE; s++)
-        if (s != entry && sw__level(ix, s) == 0)
-            v = s;
+    v = first_flat_node(ix);
     REQUIRE(v != SW__NONE);
     REQUIRE_OK(sw_compact(ix, 1)); /* a pass: the count starts from 0 */
     isolate(ix, v);
