@@ -224,6 +224,7 @@ sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **o
 
     ix->vec_bytes = (size_t)ix->dim * sizeof(float);
     ix->links_off = ix->vec_bytes;
+    ix->links_bytes = (1 + (size_t)ix->M0) * sizeof(uint32_t);
     ix->rec_bytes = round_up(ix->links_off + (1 + (size_t)ix->M0) * sizeof(uint32_t), SW__LINE);
     ix->upper_stride = 1 + (size_t)ix->M;
     /* About 2 MiB of records per chunk, at least 16 and at most 65536 slots:

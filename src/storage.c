@@ -18,7 +18,7 @@
  * Scratch contexts (visited marks, candidate pool, work space) are pooled on
  * the index under a mutex taken once per operation, not per node.  A context
  * that finds the index grown since its last use grows its visited array;
- * with epoch marks it is cleared only when the 32-bit epoch wraps.
+ * with epoch marks it is cleared only when the 8-bit epoch wraps.
  */
 #include "internal.h"
 
