@@ -31,7 +31,8 @@ library over another is fixed on purpose:
     large part of the search itself and differs between bindings; one batch
     call makes that overhead the same small share for all.  Each library's
     own knob of search effort is swept over the same list: ef (hnswlib,
-    smallworld), efSearch (faiss), expansion_search (usearch).
+    smallworld), efSearch (faiss), expansion_search (usearch).  The query
+    passes run pinned to one CPU (--pin-cpu), the same for every library.
   - Repeats interleaved, median reported.  Each (library, ef) pass is run
     --repeat times (default 3); repeat r of every library and every ef runs
     before repeat r + 1 of any, and the order of the libraries rotates from
@@ -442,6 +443,9 @@ def main():
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--nq", type=int, default=0, help="use the first N queries (0: all)")
     ap.add_argument("--xmin", type=float, default=0.80, help="left end of the plot's recall axis")
+    ap.add_argument("--pin-cpu", type=int, default=-2,
+                    help="CPU the query passes run on (default: the lowest this process may "
+                         "use; -1: not pinned)")
     ap.add_argument("--quiet-pattern", default=QUIET_PATTERN,
                     help="wait while processes matching this (pgrep -f) run; '' to not wait")
     args = ap.parse_args()
@@ -501,6 +505,19 @@ def main():
             f"(load avg before {la:.2f}{other})")
     if not alive:
         fail("no library left to measure")
+
+    # Single-thread passes pinned to one CPU: on the 2-vCPU development VM an
+    # unpinned pass wanders between CPUs and one program's QPS then comes out
+    # bimodal (145k or 175k at ef 16 on bigann10k, by run), where pinned runs
+    # agree within 1%.  Every library's passes run on the same CPU.
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = allowed[0] if args.pin_cpu == -2 and allowed else args.pin_cpu
+    if pin >= 0:
+        try:
+            os.sched_setaffinity(0, {pin})
+            log(f"query passes pinned to CPU {pin}")
+        except (AttributeError, OSError) as e:
+            log(f"note: cannot pin to CPU {pin} ({e}); passes not pinned")
 
     # ---- sweep: repeat r of every (ef, library) before repeat r + 1 ----
     times = {(lib, ef): [] for lib in alive for ef in efs}

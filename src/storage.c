@@ -235,6 +235,10 @@ void sw__ctx_new_epoch(sw__ctx *c) {
         memset(c->visited, 0, c->visited_cap * sizeof *c->visited);
         memset(c->extra, 0, sizeof *c->extra << SW__EXTRA_BITS);
         c->epoch = 1;
+        /* the side set's fill count is of an epoch that may come round
+         * again as 1: start it afresh */
+        c->extra_epoch = 0;
+        c->extra_used = 0;
     }
 }
 

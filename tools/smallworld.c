@@ -622,7 +622,9 @@ static const command commands[] = {
      "  --format FMT             the format of QUERIES (default: from its extension)\n"
      "  -O, --output-format F    table (default), csv or json\n"
      "Each row also gives the distance evaluations per query (csv and json: and\n"
-     "the layer-0 nodes expanded).  An ef below k is searched as k, and shown so.\n"},
+     "the layer-0 nodes expanded), the time per distance evaluation, and the\n"
+     "overhead factor: that time over the time per distance of an exact scan of\n"
+     "the index.  An ef below k is searched as k, and shown so.\n"},
     {"gt", cli_cmd_gt,
      COMMON | B(O_OUT) | B(O_FORMAT) | B(O_K) | B(O_METRIC) | B(O_THREADS) | B(O_DIST), 2, 2,
      "usage: smallworld gt BASE QUERIES -o GT.ibin [options]\n"

@@ -404,8 +404,8 @@ def bench_recall(tmp):
     run("gt", base, qf, "-k", 10, "-o", gt, "-q")
     out, _ = run("bench", index, qf, "--gt", gt, "-k", 10, "--ef", "10,64,256", "-O", "csv")
     lines = out.splitlines()
-    check(lines[0] == "ef,k,recall,qps,p50_ms,p95_ms,p99_ms,dist_evals_per_query,hops_per_query",
-          lines[0])
+    check(lines[0] == "ef,k,recall,qps,p50_ms,p95_ms,p99_ms,dist_evals_per_query,hops_per_query,"
+          "ns_per_dist,overhead", lines[0])
     table = [l.split(",") for l in lines[1:]]
     check([int(r[0]) for r in table] == [10, 64, 256], "one row per ef")
     rec = {int(r[0]): float(r[2]) for r in table}
@@ -416,6 +416,10 @@ def bench_recall(tmp):
         # a walk at ef expands at least ef nodes (fewer only when the index
         # is smaller) and scores more nodes than it expands
         check(float(r[8]) >= min(int(r[0]), 10) and float(r[7]) > float(r[8]), f"work {r}")
+        # time per distance is the pass time over the distances counted, and
+        # the overhead factor that over the exact scan's time per distance
+        nspd = 1e9 / (float(r[3]) * float(r[7]))
+        check(abs(float(r[9]) - nspd) <= 0.05 * nspd and float(r[10]) > 0, f"ns/dist {r}")
     dist = {int(r[0]): float(r[7]) for r in table}
     check(dist[10] < dist[64] < dist[256], f"more work at larger ef: {dist}")
     out, _ = run("bench", index, qf, "--gt", gt, "--ef", "256", "-O", "json")
@@ -423,8 +427,12 @@ def bench_recall(tmp):
     check(j["rows"][0]["ef"] == 256 and abs(j["rows"][0]["recall"] - rec[256]) < 0.05, f"json {j}")
     check(j["rows"][0]["dist_evals_per_query"] > j["rows"][0]["hops_per_query"] > 0,
           f"json work {j}")
+    check(j["scan_ns_per_dist"] > 0 and abs(j["rows"][0]["overhead"] * j["scan_ns_per_dist"]
+                                            - j["rows"][0]["ns_per_dist"]) < 0.01 * j["rows"][0]["ns_per_dist"] + 0.01,
+          f"json overhead {j}")
     out, _ = run("bench", index, qf, "--gt", gt, "--ef", "32")
-    check("dist/query" in out and "recall" in out and "n/a" not in out, "table")
+    check("dist/query" in out and "overhead" in out and "recall" in out and "n/a" not in out,
+          "table")
     # a ground truth for other queries gives a low recall: the recall is computed
     wrong = os.path.join(tmp, "wrong.ibin")
     ids = read_ibin(gt)
