@@ -144,6 +144,7 @@ typedef enum sw_metric {
 #define SW_MAX_M 512u
 #define SW_MAX_M0 2048u     /**< M0: M .. SW_MAX_M0 (0 in options = 2*M) */
 #define SW_MAX_EF 1000000u  /**< ef_construction: 1 .. SW_MAX_EF; ef likewise */
+#define SW_MAX_EF_UPPER 64u /**< sw_search_params.ef_upper: 0 .. SW_MAX_EF_UPPER */
 #define SW_MAX_THREADS 1024u /**< threads of a batch call: 0 (all CPUs) .. SW_MAX_THREADS */
 
 /** The label that pads a short row of sw_search_batch results. */
@@ -311,6 +312,14 @@ typedef struct sw_search_params {
     size_t n_allow;
     /** When not NULL, each search adds what it cost to *stats (0.3). */
     sw_search_stats *stats;
+    /** Width of the descent through the upper layers (0.4): 1 is the
+     * paper's greedy descent (one candidate per layer); w > 1 keeps the w
+     * nearest on each layer and starts layer 0 from all of them, which
+     * finds the right region far more often on clustered data.  0 (the
+     * default) chooses by index size: 1 below 50,000 nodes, 2 up to
+     * 500,000, 4 above (bench/README.md has the figures).  At most
+     * SW_MAX_EF_UPPER, and never more than the search's ef. */
+    uint32_t ef_upper;
 } sw_search_params;
 
 SW_API sw_search_params sw_search_params_default(void);

@@ -567,6 +567,7 @@ typedef struct sw__filter {
     uint8_t *bits;   /* bitmap of slots, or NULL */
     size_t nbits;
     sw_search_stats *stats; /* params->stats: where the search's cost goes */
+    uint32_t ef_upper;       /* params->ef_upper (0: by index size) */
 } sw__filter;
 
 /* Is slot `id` in the allow-list, and still the label it was when the

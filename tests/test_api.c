@@ -1108,6 +1108,77 @@ TEST(api_cosine_scale_invariant)
     free(data);
 }
 
+/* sw_search_params.ef_upper: the width of the descent through the upper
+ * layers.  Wider finds the right cluster more often; 1 is the default of a
+ * small index; too wide is refused; wider than ef is cut to ef. */
+TEST(api_search_upper_width)
+{
+    const uint32_t dim = 16;
+    const size_t n = 20000, nq = 200, k = 10;
+    float *data = tu_clustered(n, dim, 200, 1301, 1302);
+    float *q = tu_clustered(nq, dim, 200, 1301, 1303);
+    sw_options o = sw_options_default();
+    sw_index *ix;
+    sw_search_params p = sw_search_params_default();
+    uint64_t truth[nq * k], got[k], got1[k];
+    float d[k], d1[k];
+    size_t found, found1;
+
+    REQUIRE(data != NULL && q != NULL);
+    o.dim = dim;
+    o.M = 8;
+    o.ef_construction = 64;
+    ix = tu_build(&o, data, n);
+    REQUIRE(ix != NULL);
+    CHECK(p.ef_upper == 0);
+    for (size_t i = 0; i < nq; i++)
+        CHECK_OK(sw_search_exact(ix, q + i * dim, dim, k, NULL, truth + i * k, NULL, &found));
+    double rec[3] = {0, 0, 0};
+    const uint32_t widths[3] = {1, 4, 16};
+    p.ef = 10;
+    for (int w = 0; w < 3; w++) {
+        sw_search_stats st;
+        memset(&st, 0, sizeof st);
+        p.ef_upper = widths[w];
+        p.stats = &st;
+        for (size_t i = 0; i < nq; i++) {
+            CHECK_OK(sw_search(ix, q + i * dim, dim, k, &p, got, d, &found));
+            for (size_t r = 0; r < found; r++)
+                for (size_t j = 0; j < k; j++)
+                    if (got[r] == truth[i * k + j]) rec[w] += 1.0 / (double)(nq * k);
+        }
+        /* the hops are layer 0's alone, whatever the width */
+        CHECK(st.hops >= 10 * nq && st.hops < 10 * nq * 20);
+    }
+    NOTE("recall@10 at ef 10: width 1 %.3f, 4 %.3f, 16 %.3f", rec[0], rec[1], rec[2]);
+    CHECK(rec[1] >= rec[0] - 0.01 && rec[2] >= rec[0] - 0.01);
+    p.stats = NULL;
+    /* 20,000 nodes: the default is the greedy descent, bit for bit */
+    for (size_t i = 0; i < nq; i += 10) {
+        p.ef_upper = 0;
+        CHECK_OK(sw_search(ix, q + i * dim, dim, k, &p, got, d, &found));
+        p.ef_upper = 1;
+        CHECK_OK(sw_search(ix, q + i * dim, dim, k, &p, got1, d1, &found1));
+        CHECK(found == found1 && memcmp(got, got1, found * sizeof *got) == 0 &&
+              memcmp(d, d1, found * sizeof *d) == 0);
+    }
+    /* wider than ef: cut to ef, not an error; past the limit: refused */
+    p.ef = 12;
+    p.ef_upper = SW_MAX_EF_UPPER;
+    CHECK_OK(sw_search(ix, q, dim, k, &p, got, d, &found));
+    CHECK_EQ_UINT(found, k);
+    p.ef_upper = SW_MAX_EF_UPPER + 1;
+    CHECK_STATUS(sw_search(ix, q, dim, k, &p, got, d, &found), SW_EEF);
+    CHECK(strstr(sw_last_error(), "ef_upper") != NULL);
+    uint64_t bl[2 * k];
+    float bd[2 * k];
+    size_t bf[2];
+    CHECK_STATUS(sw_search_batch(ix, q, 2, dim, k, &p, bl, bd, bf, 1), SW_EEF);
+    sw_free(ix);
+    free(data);
+    free(q);
+}
+
 /* sw_search_params.stats: what searches cost, added up. */
 TEST(api_search_stats_count_the_work)
 {
