@@ -4,6 +4,9 @@
  * Algorithm 5 (K-NN-SEARCH) of Malkov & Yashunin: greedy descent through the
  * upper layers with one candidate (Algorithm 2 with ef = 1), then a
  * best-first search of layer 0 with a candidate list of size ef.
+ * Departure: on indexes of 50,000 nodes and more the descent keeps the 2
+ * or 4 nearest on each upper layer, not 1 (see "The descent" below: on
+ * clustered data at a million nodes, recall 0.99 at ef 64 instead of ~400).
  *
  * Departure from the paper: instead of two binary heaps (candidates C and
  * results W), one array of at most ef candidates kept sorted by distance,

@@ -254,7 +254,7 @@ class Index:
 
     def search(self, queries: ArrayLike, k: int = 10, ef: Optional[int] = None,
                filter: Filter = None, threads: Optional[int] = None,
-               exact: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+               exact: bool = False, ef_upper: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The k nearest neighbours of each query.
 
         ``queries`` is nq x dim (or one vector).  ``filter`` restricts the
@@ -263,7 +263,9 @@ class Index:
         from the search, with the GIL, for some labels only; it must not
         call methods of this index, which raise RuntimeError if it does).
         ``exact`` scores every vector instead of walking the graph (one
-        query after the other, on the calling thread).
+        query after the other, on the calling thread).  ``ef_upper`` is the
+        width of the descent through the upper layers (1: the paper's greedy
+        descent; None: chosen by index size, see sw_search_params.ef_upper).
 
         Returns (labels uint64, distances float32), each nq x k (k for a 1-D
         query), nearest first.  A row with fewer than k results (a small
@@ -273,13 +275,14 @@ class Index:
         bad = ~np.isfinite(q).all(axis=1)
         if bad.any():
             raise ValueError(f"query {int(np.argmax(bad))} contains NaN or infinity")
-        labels, dists, _ = self._search(q, k, ef, filter, threads, exact)
+        labels, dists, _ = self._search(q, k, ef, filter, threads, exact, ef_upper)
         if single:
             return labels[0], dists[0]
         return labels, dists
 
     def _search(self, q: np.ndarray, k: int, ef: Optional[int], filter: Filter,
-                threads: Optional[int], exact: bool) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                threads: Optional[int], exact: bool,
+                ef_upper: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """search on a checked float32 nq x dim array; also returns the
         number of results in each row."""
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
@@ -290,6 +293,11 @@ class Index:
             ef = 0
         elif not isinstance(ef, (int, np.integer)) or isinstance(ef, bool) or ef < 1:
             raise ValueError(f"ef must be a positive int or None (got {ef!r})")
+        if ef_upper is None:
+            ef_upper = 0
+        elif (not isinstance(ef_upper, (int, np.integer)) or isinstance(ef_upper, bool)
+              or ef_upper < 1):
+            raise ValueError(f"ef_upper must be a positive int or None (got {ef_upper!r})")
         allow, fn = None, None
         if filter is not None:
             if callable(filter):
@@ -301,7 +309,7 @@ class Index:
         dists = np.empty((nq, k), dtype=np.float32)
         found = np.empty(nq, dtype=np.uint64)
         self._ix.search(q, int(k), int(ef), _threads(threads), allow, fn, labels, dists, found,
-                        bool(exact))
+                        bool(exact), int(ef_upper))
         return labels, dists, found
 
     # ---- deleting ----

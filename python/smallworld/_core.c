@@ -278,18 +278,21 @@ static PyObject *Index_add(IndexObject *self, PyObject *args) {
 /* ==== Searching ==== */
 
 /* search(queries, k, ef, threads, allow, filter, out_labels, out_dists,
- *        out_found, exact) — results into the caller's arrays. */
+ *        out_found, exact, ef_upper) — results into the caller's arrays. */
 static PyObject *Index_search(IndexObject *self, PyObject *args) {
     PyObject *qo, *allowo, *fn, *lo, *do_, *fo;
-    Py_ssize_t k, ef, threads;
+    Py_ssize_t k, ef, threads, ef_upper = 0;
     int exact;
-    if (!PyArg_ParseTuple(args, "OnnnOOOOOp", &qo, &k, &ef, &threads, &allowo, &fn, &lo, &do_,
-                          &fo, &exact))
+    if (!PyArg_ParseTuple(args, "OnnnOOOOOp|n", &qo, &k, &ef, &threads, &allowo, &fn, &lo, &do_,
+                          &fo, &exact, &ef_upper))
         return NULL;
     if (check_open(self)) return NULL;
     if (k < 1) return PyErr_Format(PyExc_ValueError, "k must be at least 1 (got %zd)", k);
     if (ef < 0 || ef > (Py_ssize_t)SW_MAX_EF)
         return PyErr_Format(PyExc_ValueError, "ef must be 0..%u (got %zd)", SW_MAX_EF, ef);
+    if (ef_upper < 0 || ef_upper > (Py_ssize_t)SW_MAX_EF_UPPER)
+        return PyErr_Format(PyExc_ValueError, "ef_upper must be 0..%u (got %zd)", SW_MAX_EF_UPPER,
+                            ef_upper);
     if (threads < 0) threads = 0;
     if (fn != Py_None && !PyCallable_Check(fn))
         return PyErr_Format(PyExc_TypeError, "filter must be callable");
@@ -313,6 +316,7 @@ static PyObject *Index_search(IndexObject *self, PyObject *args) {
     pyfilter pf = {fn, self, NULL, NULL, NULL};
     sw_search_params p = sw_search_params_default();
     p.ef = (uint32_t)ef;
+    p.ef_upper = (uint32_t)ef_upper;
     if (fn != Py_None) {
         p.filter = pyfilter_call;
         p.filter_ctx = &pf;
@@ -706,7 +710,8 @@ static PyMethodDef Index_methods[] = {
     {"close", (PyCFunction)Index_close, METH_NOARGS, "Free the index now."},
     {"add", (PyCFunction)Index_add, METH_VARARGS, "add(vectors_f32, labels_u64, threads)"},
     {"search", (PyCFunction)Index_search, METH_VARARGS,
-     "search(queries, k, ef, threads, allow, filter, out_labels, out_dists, out_found, exact)"},
+     "search(queries, k, ef, threads, allow, filter, out_labels, out_dists, out_found, exact, "
+     "ef_upper=0)"},
     {"get", (PyCFunction)Index_get, METH_VARARGS, "get(labels_u64, out_f32)"},
     {"delete", (PyCFunction)Index_delete, METH_VARARGS, "delete(labels_u64)"},
     {"mark_deleted", (PyCFunction)Index_mark_deleted, METH_VARARGS, "mark_deleted(labels_u64)"},

@@ -346,6 +346,24 @@ def test_wrong_shapes(small):
     assert len(ix) == 100
 
 
+def test_ef_upper(small):
+    """the width of the upper-layer descent: 1 (greedy) is what a small
+    index uses by default; a wider one still finds the exact answer on a
+    small index; out of range is a ValueError naming it"""
+    ix, x = small
+    q = x[:20]
+    default = ix.search(q, k=5, ef=20)
+    greedy = ix.search(q, k=5, ef=20, ef_upper=1)
+    np.testing.assert_array_equal(default[0], greedy[0])
+    np.testing.assert_array_equal(default[1], greedy[1])
+    wide, _ = ix.search(q, k=5, ef=20, ef_upper=8, threads=2)
+    exact, _ = ix.search(q, k=5, exact=True)
+    assert np.mean([len(set(a) & set(b)) / 5 for a, b in zip(wide, exact)]) >= 0.95
+    for bad in (0, -1, 65, 1.5, True):
+        with pytest.raises(ValueError, match="ef_upper"):
+            ix.search(q, k=5, ef_upper=bad)
+
+
 def test_nan_and_inf_name_the_row(small):
     ix, x = small
     before = ix.labels()
