@@ -300,7 +300,7 @@ static void memory_breakdown(const sw_index *ix, sw_stats *out) {
     }
     out->memory_upper = upper;
     out->memory_labels = (cap >> ix->chunk_shift) * sw__side_bytes(ix) +
-                         ix->labels.cap * (sizeof *ix->labels.keys + sizeof *ix->labels.vals);
+                         ix->labels.cap * sizeof *ix->labels.vals;
     /* Only idle contexts: one a running search holds may be growing its
      * buffers (storage.c regrows them without the lock), so its sizes
      * cannot be read without a race; its bytes land in memory_other. */

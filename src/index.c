@@ -201,6 +201,7 @@ sw_status sw__index_new(const sw_options *o, const sw_allocator *a, sw_index **o
     sw_index *ix = mem.a.alloc(mem.a.ctx, sizeof *ix, SW__LINE);
     if (!ix) return sw__fail(SW_ENOMEM, "allocating the index (%zu bytes)", sizeof *ix);
     memset(ix, 0, sizeof *ix);
+    ix->labels.ix = ix;
     ix->mem.a = mem.a;
     atomic_init(&ix->mem.bytes, sizeof *ix);
     if (init_locks(ix) != 0) {

@@ -150,12 +150,15 @@ SW__HIDDEN void sw__free(sw__mem *m, void *p, size_t size);
 
 /* ==== Label map (labels.c) ==== */
 
-/* Open addressing, linear probing, label -> slot.  Load factor <= 1/2. */
+/* Open addressing, linear probing, label -> slot.  Load factor <= 1/2.
+ * A bucket holds only the slot; the label is the slot's own (its side
+ * array), so a slot must carry its label before it enters the map and
+ * keep it until it leaves. */
 typedef struct sw__labelmap {
-    uint64_t *keys;
-    uint32_t *vals; /* SW__NONE marks an empty bucket */
+    uint32_t *vals; /* slots; SW__NONE marks an empty bucket */
     size_t cap;     /* power of two, or 0 */
     size_t used;
+    const struct sw_index *ix; /* whose side arrays hold each slot's label */
 } sw__labelmap;
 
 SW__HIDDEN uint32_t sw__labels_find(const sw__labelmap *lm, uint64_t label);
@@ -164,11 +167,10 @@ SW__HIDDEN sw_status sw__labels_reserve(sw__mem *m, sw__labelmap *lm, size_t ext
 /* Insert a label known to be absent; room must have been reserved. */
 SW__HIDDEN void sw__labels_put(sw__labelmap *lm, uint64_t label, uint32_t slot);
 SW__HIDDEN void sw__labels_remove(sw__labelmap *lm, uint64_t label);
-/* Insert the n labels at le_labels (little-endian u64s, as in a file)
- * for slots 0..n-1 until one repeats: returns that slot, or SIZE_MAX when
- * all were new.  The map must be empty with room reserved. */
-SW__HIDDEN size_t sw__labels_put_all(sw__labelmap *lm, const unsigned char *le_labels,
-                                     uint32_t n);
+/* Insert slots 0..n-1 (their labels already in the side arrays) until a
+ * label repeats: returns that slot, or SIZE_MAX when all were new.  The
+ * map must be empty with room reserved. */
+SW__HIDDEN size_t sw__labels_put_all(sw__labelmap *lm, uint32_t n);
 /* Little-endian fields of a file, on any host (persist.c, labels.c). */
 static inline uint32_t sw__get32le(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

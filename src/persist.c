@@ -758,10 +758,10 @@ static sw_status read_body(sw_index *ix, file *fl, uint64_t count64, uint64_t to
 
     if ((st = sw__labels_reserve(&ix->mem, &ix->labels, count)) != SW_OK) goto fail;
     const unsigned char *lab = fl->p + fl->labels->off;
-    size_t dup = sw__labels_put_all(&ix->labels, lab, count);
-    if (dup != SIZE_MAX)
-        CORRUPT("%s: label %llu appears twice", path, (unsigned long long)sw__get64le(lab + 8 * dup));
     for (uint32_t s = 0; s < count; s++) *sw__label_ptr(ix, s) = sw__get64le(lab + 8 * (size_t)s);
+    size_t dup = sw__labels_put_all(&ix->labels, count);
+    if (dup != SIZE_MAX)
+        CORRUPT("%s: label %llu appears twice", path, (unsigned long long)*sw__label_ptr(ix, (uint32_t)dup));
 
     const unsigned char *tb = fl->p + fl->tombs->off;
     uint64_t seen = 0;
