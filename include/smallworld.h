@@ -316,9 +316,10 @@ typedef struct sw_search_params {
      * paper's greedy descent (one candidate per layer); w > 1 keeps the w
      * nearest on each layer and starts layer 0 from all of them, which
      * finds the right region far more often on clustered data.  0 (the
-     * default) chooses by index size: 1 below 50,000 nodes, 2 up to
-     * 500,000, 4 above (bench/README.md has the figures).  At most
-     * SW_MAX_EF_UPPER, and never more than the search's ef. */
+     * default) chooses by index size (slots in use, tombstoned and freed
+     * ones included): 1 below 50,000, 2 below 500,000, 4 from 500,000 on
+     * (bench/README.md has the figures).  At most SW_MAX_EF_UPPER, and
+     * never more than the search's ef. */
     uint32_t ef_upper;
 } sw_search_params;
 

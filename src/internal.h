@@ -192,12 +192,19 @@ typedef struct sw__cand {
  * Per-operation scratch, pooled on the index and reused, so a search
  * allocates nothing once warm.  Visited marks are epochs: bumping the epoch
  * clears all marks at once.  A mark is one byte, so the array is cleared
- * for real every 255 operations (a memset of one byte per node: about
- * 25 us per 255 searches at a million nodes).  The byte is for the cache:
- * the marks of a large index are read at random, one per neighbour, and
- * at a million nodes 1 MiB of marks stays far better cached than 4 MiB.
- * Measured on make_synth 1,000,000 x 128 (sw_bench-style sweep, one
- * thread): 32-bit marks 15,062 QPS at ef 64, 16-bit 16,411, 8-bit 18,080.
+ * for real every 255 epochs, a memset of one byte per node.  Every layer
+ * search takes an epoch, and a search with the upper-layer beam (search.c,
+ * "The descent") takes one per layer: at a million nodes about 5, so the
+ * 1 MiB clear comes every ~50 searches, about 0.5 us a search against the
+ * ~50 us it takes (1%).  The cost grows with the index: at 10 million
+ * about 5 us (5%), and at 100 million, where a clear is 100 MB every ~35
+ * searches, it would dominate; wider marks or clearing only the touched
+ * ids are the way out when indexes that large are measured.  The byte is
+ * for the cache: the marks of a large index are read at random, one per
+ * neighbour, and at a million nodes 1 MiB of marks stays far better cached
+ * than 4 MiB.  Measured on make_synth 1,000,000 x 128 (sw_bench-style
+ * sweep, one thread): 32-bit marks 15,062 QPS at ef 64, 16-bit 16,411,
+ * 8-bit 18,080.
  */
 typedef uint8_t sw__vmark;
 typedef struct sw__ctx {

@@ -8,8 +8,9 @@
  * 8 bytes a bucket, 16.8 bytes a vector at a million (2^21 buckets), and
  * left smallworld's resident memory 2 bytes a vector above hnswlib's
  * (bench/memory.py: 758.5 against 756.5); the price is a look at the
- * slot's label on a probe that meets a taken bucket, only on add, get,
- * contains and load, never on a search.  Labels are often
+ * slot's label on a probe that meets a taken bucket, in every look-up by
+ * label (add, get, contains, delete, tombstones, load, and the allow-list
+ * of a filtered search), never in the walk itself.  Labels are often
  * sequential, so they are mixed with the splitmix64 finaliser before taking
  * the low bits; without it, row-number labels fill one run of buckets and
  * every probe walks it.  Growth rehashes into new arrays; it is done in

@@ -313,7 +313,7 @@ size_t sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) 
 static size_t upper_width(const sw_index *ix, const sw__filter *f, size_t ef) {
     size_t w = f->ef_upper;
     if (!w) {
-        uint32_t n = sw__count(ix);
+        uint32_t n = sw__count(ix); /* slots in use, tombstones and freed ones too */
         w = n >= 500000 ? 4 : n >= 50000 ? 2 : 1;
     }
     return w < ef ? w : ef; /* the pool holds ef */
