@@ -305,7 +305,7 @@ size_t sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) 
  *
  * so recall 0.99 takes ef 64 instead of about 400.  On small indexes the
  * greedy descent rarely goes wrong and the layer searches' fixed cost shows
- * (bigann10k, 9,000 nodes: w = 2 costs 3-6% at ef 10-32), hence the
+ * (bigann10k, 9,000 nodes: w = 2 costs 2-9% at ef 10-32), hence the
  * default by size (sw_search_params.ef_upper).  Only the beam over every
  * upper layer pays at a million: beams on layers 1-2 alone reach 0.970 at
  * ef 48 where all layers reach 0.974, and layer 1 alone 0.949.
