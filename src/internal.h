@@ -195,11 +195,12 @@ typedef struct sw__cand {
  * for real every 255 epochs, a memset of one byte per node.  Every layer
  * search takes an epoch, and a search with the upper-layer beam (search.c,
  * "The descent") takes one per layer: at a million nodes about 5, so the
- * 1 MiB clear comes every ~50 searches, about 0.5 us a search against the
- * ~50 us it takes (1%).  The cost grows with the index: at 10 million
- * about 5 us (5%), and at 100 million, where a clear is 100 MB every ~35
- * searches, it would dominate; wider marks or clearing only the touched
- * ids are the way out when indexes that large are measured.  The byte is
+ * 1 MiB clear comes every ~50 searches.  By arithmetic (a memset at about
+ * 30 GB/s; not measured separately) that is about 0.5 us a search against
+ * the ~50 us it takes (1%), about 5 us at 10 million nodes, and at 100
+ * million, where a clear is 100 MB every ~35 searches, it would dominate;
+ * wider marks or clearing only the touched ids are the way out when
+ * indexes that large are measured.  The byte is
  * for the cache: the marks of a large index are read at random, one per
  * neighbour, and at a million nodes 1 MiB of marks stays far better cached
  * than 4 MiB.  Measured on make_synth 1,000,000 x 128 (sw_bench-style
@@ -427,16 +428,20 @@ static inline uint32_t sw__max_degree(const sw_index *ix, int layer) {
  * record with one load instead of an acquire load of ix->dir per id.  The
  * chunk count is read before the directory: every directory published
  * after the count was stored holds the chunks it counts, so dir[0..slots)
- * is sound.  An id past `slots` (a node added since, by a concurrent add)
- * takes sw__view_load again. */
+ * is sound.  `ok` is that bound cut at the link limit (sw__link_limit,
+ * below): the ids a list may hold without a second look.  An id past it
+ * is past the link limit (skipped) or a node added since by a concurrent
+ * add (sw__view_load again). */
+static inline uint32_t sw__link_limit(const sw_index *ix);
 typedef struct sw__view {
     const sw__chunk *dir;
-    size_t slots;
+    size_t ok;
 } sw__view;
 static inline void sw__view_load(const sw_index *ix, sw__view *v) {
-    size_t n = SW__LOAD(&((sw_index *)ix)->nchunks);
+    size_t n = SW__LOAD(&((sw_index *)ix)->nchunks), lim = sw__link_limit(ix);
     v->dir = SW__LOAD(&((sw_index *)ix)->dir);
-    v->slots = n << ix->chunk_shift;
+    v->ok = n << ix->chunk_shift;
+    if (v->ok > lim) v->ok = lim;
 }
 static inline const char *sw__view_rec(const sw_index *ix, const sw__view *v, uint32_t slot) {
     return v->dir[slot >> ix->chunk_shift].rec +

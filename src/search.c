@@ -173,11 +173,8 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
         offer(ix, pool, fl, &n, &nacc, ef, cap, seeds[i], acc);
     }
 
-    /* The ids a list may hold without a second look: below the link limit
-     * (mapped files) and inside the directory snapshot. */
     sw__view view;
     sw__view_load(ix, &view);
-    size_t okid = view.slots < lim ? view.slots : lim;
     uint32_t fresh[SW_MAX_M0];
     const void *fvec[SW_MAX_M0]; /* their vectors, found once for prefetch and distance */
     size_t cur = 0;
@@ -191,11 +188,10 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
         size_t nf = 0;
         for (uint32_t j = 1; j <= deg; j++) {
             uint32_t nb = SW__LOAD(&links[j]);
-            if (SW__UNLIKELY(nb >= okid)) {
+            if (SW__UNLIKELY(nb >= view.ok)) {
                 if (nb >= lim) continue;
                 sw__view_load(ix, &view); /* a node newer than the snapshot */
-                okid = view.slots < lim ? view.slots : lim;
-                if (nb >= okid) continue;
+                if (nb >= view.ok) continue;
             }
             /* The common case without a branch on the mark (visited or
              * not is a coin toss the predictor loses): store the id, keep

@@ -204,14 +204,21 @@ sw_index *tu_build_labels(const sw_options *opt, const float *data, const uint64
 tu_recall tu_measure_recall(const sw_index *ix, const float *queries, size_t nq, size_t k,
                             uint32_t ef)
 {
+    sw_search_params p = sw_search_params_default();
+    p.ef = ef;
+    return tu_measure_recall_with(ix, queries, nq, k, &p);
+}
+
+tu_recall tu_measure_recall_with(const sw_index *ix, const float *queries, size_t nq, size_t k,
+                                 const sw_search_params *params)
+{
     tu_recall rec = {0, 0};
     size_t dim = sw_dim(ix);
     uint64_t *al = malloc(k * sizeof *al), *el = malloc(k * sizeof *el);
     float *ad = malloc(k * sizeof *ad), *ed = malloc(k * sizeof *ed);
-    sw_search_params p = sw_search_params_default();
+    const sw_search_params p = *params;
     double sum_tie = 0, sum_lab = 0;
 
-    p.ef = ef;
     if (al == NULL || el == NULL || ad == NULL || ed == NULL || nq == 0) {
         sw_test_fail_at(__FILE__, __LINE__, "tu_measure_recall: out of memory or no queries");
         goto done;

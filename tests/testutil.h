@@ -95,6 +95,9 @@ typedef struct tu_recall {
  */
 tu_recall tu_measure_recall(const sw_index *ix, const float *queries, size_t nq, size_t k,
                             uint32_t ef);
+/* The same with every search parameter the caller's (ef_upper, stats...). */
+tu_recall tu_measure_recall_with(const sw_index *ix, const float *queries, size_t nq, size_t k,
+                                 const sw_search_params *params);
 
 /* ---- snapshots -------------------------------------------------------- */
 

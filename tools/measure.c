@@ -118,18 +118,23 @@ static int worse(float d, int32_t id, float e, int32_t jd) {
     return d > e || (d == e && id > jd);
 }
 
+/* Swap heap entries a and b (distance and id arrays side by side). */
+static void heap_swap(float *hd, int32_t *hi, size_t a, size_t b) {
+    float td = hd[a];
+    int32_t ti = hi[a];
+    hd[a] = hd[b];
+    hi[a] = hi[b];
+    hd[b] = td;
+    hi[b] = ti;
+}
+
 static void heap_down(float *hd, int32_t *hi, size_t n, size_t i) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
         if (l < n && worse(hd[l], hi[l], hd[m], hi[m])) m = l;
         if (r < n && worse(hd[r], hi[r], hd[m], hi[m])) m = r;
         if (m == i) return;
-        float td = hd[i];
-        int32_t ti = hi[i];
-        hd[i] = hd[m];
-        hi[i] = hi[m];
-        hd[m] = td;
-        hi[m] = ti;
+        heap_swap(hd, hi, i, m);
         i = m;
     }
 }
@@ -138,12 +143,7 @@ static void heap_up(float *hd, int32_t *hi, size_t i) {
     while (i > 0) {
         size_t p = (i - 1) / 2;
         if (!worse(hd[i], hi[i], hd[p], hi[p])) return;
-        float td = hd[i];
-        int32_t ti = hi[i];
-        hd[i] = hd[p];
-        hi[i] = hi[p];
-        hd[p] = td;
-        hi[p] = ti;
+        heap_swap(hd, hi, i, p);
         i = p;
     }
 }
@@ -172,12 +172,7 @@ static void *gt_worker(void *arg) {
         }
         /* pop the heap from the back: nearest first */
         for (size_t m = n; m > 1; m--) {
-            float td = hd[0];
-            int32_t ti = hi[0];
-            hd[0] = hd[m - 1];
-            hi[0] = hi[m - 1];
-            hd[m - 1] = td;
-            hi[m - 1] = ti;
+            heap_swap(hd, hi, 0, m - 1);
             heap_down(hd, hi, m - 1, 0);
         }
         atomic_fetch_add(&j->done, 1);
