@@ -103,7 +103,8 @@ SW_API const char *sw_simd_name(void);
     X(SW_EIO, -14, "file input/output error")                                      \
     X(SW_ECORRUPT, -15, "file is not a valid smallworld index or is corrupt")      \
     X(SW_EVERSION, -16, "file was written by an unsupported format version")      \
-    X(SW_EREADONLY, -17, "index is read-only (opened with sw_open_mmap)")
+    X(SW_EREADONLY, -17, "index is read-only (opened with sw_open_mmap)")         \
+    X(SW_ENOTTRAINED, -18, "index is not trained yet (sw_train, or a first sw_add_batch large enough)")
 
 typedef enum sw_status {
 #define SW__STATUS_ENUM(name, value, text) name = value,
@@ -137,6 +138,46 @@ typedef enum sw_metric {
     SW_METRIC_COSINE = 2, /**< 1 - cos(a, b); vectors normalised on the way in */
     SW_METRIC_L1 = 3      /**< Manhattan: sum |a_i - b_i| */
 } sw_metric;
+
+/**
+ * How vectors are stored and compared during the walk (0.5).  Every type
+ * but float32 keeps a compressed code per vector in the graph's records;
+ * the walk compares codes, and (when full-precision copies are kept, see
+ * sw_keep) the best candidates are re-scored exactly before they are
+ * returned (sw_search_params.rerank).
+ */
+typedef enum sw_type {
+    SW_TYPE_F32 = 0,    /**< float32, exact; the default */
+    SW_TYPE_F16 = 1,    /**< IEEE half precision, 2 bytes a dimension; needs no training */
+    SW_TYPE_I8 = 2,     /**< scalar quantization to int8, 1 byte a dimension: per-dimension
+                             ranges learned from the data (values outside them saturate) */
+    SW_TYPE_BINARY = 3, /**< one bit a dimension: the sign around a per-dimension centre
+                             learned from the data; walked with Hamming distance */
+    SW_TYPE_PQ = 4      /**< product quantization: pq_m sub-quantizers of 256 centroids
+                             (k-means on a sample), one byte each; distances by lookup table */
+} sw_type;
+
+/** Where the full-precision (float32) copies of a compressed index's
+ * vectors live (0.5).  Ignored for SW_TYPE_F32 only in the sense that it
+ * must be SW_KEEP_MEMORY there (the records are the vectors). */
+typedef enum sw_keep {
+    SW_KEEP_MEMORY = 0, /**< in memory, beside the codes; the default */
+    SW_KEEP_DISK = 1,   /**< in the index file: saved with it, and sw_load / sw_open_mmap
+                             map them from the file instead of reading them, so they cost
+                             page cache, not the process's own memory (until the index is
+                             first saved and loaded they are in memory) */
+    SW_KEEP_NONE = 2    /**< dropped: no re-ranking; distances are estimated from codes
+                             and sw_get returns the decoded approximation */
+} sw_keep;
+
+/** Rows an untrained index's sw_add_batch trains on by itself: the batch
+ * trains the quantizer when it has at least this many (SW_TYPE_PQ needs
+ * SW_TRAIN_ROWS_PQ).  sw_train takes fewer: 1 row (int8, binary), 256 (PQ). */
+#define SW_TRAIN_ROWS 1000u
+#define SW_TRAIN_ROWS_PQ 4096u
+/** Default re-rank factor (sw_search_params.rerank = 0). */
+#define SW_DEFAULT_RERANK 4u
+#define SW_MAX_RERANK 1000u
 
 /** Parameter bounds.  Values outside them are refused, never clamped. */
 #define SW_MAX_DIM 65536u   /**< dim: 1 .. SW_MAX_DIM */
@@ -178,12 +219,17 @@ typedef struct sw_options {
     int keep_pruned;          /**< Algorithm 4 keepPrunedConnections; default 0 */
     int extend_candidates;    /**< Algorithm 4 extendCandidates; default 0 */
     const sw_allocator *allocator; /**< NULL = the C library's malloc/free */
+    /* 0.5: quantized storage (see sw_type).  This struct grew in 0.5. */
+    sw_type type;             /**< element type; default SW_TYPE_F32 */
+    sw_keep keep;             /**< full-precision copies; default SW_KEEP_MEMORY */
+    uint32_t pq_m;            /**< SW_TYPE_PQ: sub-quantizers, must divide dim; 0 = the
+                                   largest divisor of dim not above dim/8 (16 at 128) */
 } sw_options;
 
 /**
  * The default options: dim 0 (must be set), L2, M 16, M0 2*M,
  * ef_construction 200, ef_search 64, seed 100, heuristic flags off,
- * allocator NULL.
+ * allocator NULL, type SW_TYPE_F32, keep SW_KEEP_MEMORY, pq_m 0.
  */
 SW_API sw_options sw_options_default(void);
 
@@ -259,6 +305,27 @@ SW_API sw_status sw_add(sw_index *index, uint64_t label, const float *vector, si
 SW_API sw_status sw_add_batch(sw_index *index, const uint64_t *labels, const float *vectors,
                               size_t n, size_t dim, size_t threads);
 
+/**
+ * Train the quantizer of a compressed index on n rows (n x dim floats):
+ * int8 learns each dimension's range (widened by a sixteenth on each side
+ * so later data rarely saturates), binary each dimension's centre (the
+ * median), PQ its codebooks (k-means, 256 centroids per sub-quantizer, on
+ * at most 65,536 of the rows, evenly spaced).  Deterministic for given
+ * rows and seed.  float32 and float16 need no training: SW_OK, nothing
+ * done.  An untrained compressed index refuses sw_add (SW_ENOTTRAINED);
+ * sw_add_batch trains on its own rows when it has at least
+ * SW_TRAIN_ROWS (SW_TRAIN_ROWS_PQ for PQ), and refuses smaller batches.
+ * With cosine the rows are normalised first, as added vectors are.
+ * Errors: SW_ENULL, SW_EDIMMISMATCH, SW_ENOTFINITE (names the row),
+ * SW_EINVAL (already trained; too few rows: int8 and binary need 1, PQ
+ * 256), SW_ENOMEM, SW_EREADONLY.  Not to be called during adds.
+ */
+SW_API sw_status sw_train(sw_index *index, const float *vectors, size_t n, size_t dim);
+
+/** 1 if the index can take vectors (float32, float16, or a trained
+ * quantizer), 0 if it must be trained first or is NULL. */
+SW_API int sw_is_trained(const sw_index *index);
+
 /* ===================================================================== */
 /* Searching                                                             */
 /* ===================================================================== */
@@ -321,6 +388,12 @@ typedef struct sw_search_params {
      * (bench/README.md has the figures).  At most SW_MAX_EF_UPPER, and
      * never more than the search's ef. */
     uint32_t ef_upper;
+    /** Compressed types (0.5): the walk keeps its ef best by code distance;
+     * the best rerank x k of them (at most ef) are scored again with the
+     * full-precision vectors, and the k nearest by that returned.  0 =
+     * SW_DEFAULT_RERANK; at most SW_MAX_RERANK.  Ignored for float32 and
+     * when full-precision vectors are dropped (SW_KEEP_NONE). */
+    uint32_t rerank;
 } sw_search_params;
 
 SW_API sw_search_params sw_search_params_default(void);
@@ -595,6 +668,12 @@ typedef struct sw_stats {
                                 memory_vectors and memory_links0 are 0), not
                                 part of memory_bytes; 0 for an index in memory */
     sw_layer_stats layer[SW_MAX_LAYERS]; /**< layer[0 .. layers) */
+    /* 0.5 */
+    size_t memory_full;    /**< full-precision copies of a compressed index's vectors
+                                held in memory (part of memory_vectors); 0 for float32,
+                                SW_KEEP_NONE, and those served from the file */
+    uint64_t saturated;    /**< int8: vector components that fell outside the learned
+                                ranges and were clamped, since creation (not saved) */
 } sw_stats;
 
 /**
