@@ -665,8 +665,10 @@ typedef struct sw_stats {
                                 itself */
     size_t memory_mapped;  /**< bytes of the file an index opened with
                                 sw_open_mmap serves its records from (then
-                                memory_vectors and memory_links0 are 0), not
-                                part of memory_bytes; 0 for an index in memory */
+                                memory_vectors and memory_links0 are 0), or
+                                that a loaded SW_KEEP_DISK index maps its
+                                full-precision vectors from; not part of
+                                memory_bytes; 0 for an index in memory */
     sw_layer_stats layer[SW_MAX_LAYERS]; /**< layer[0 .. layers) */
     /* 0.5 */
     size_t memory_full;    /**< full-precision copies of a compressed index's vectors

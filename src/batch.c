@@ -184,6 +184,10 @@ sw_status sw_add_batch(sw_index *ix, const uint64_t *labels, const float *vector
                             (size_t)SW__MAX_SLOTS - count);
     }
 
+    /* An untrained compressed index learns from this batch, or refuses it
+     * (quant.c); nothing is added before the quantizer exists. */
+    if ((st = sw__auto_train(ix, vectors, n, "sw_add_batch")) != SW_OK) return st;
+
     add_job j = {.ix = ix, .labels = labels, .vectors = vectors, .n = n, .dim = dim};
     if (!first_error_init(&j.err)) return sw__fail(SW_ENOMEM, "sw_add_batch: initialising a mutex");
     sw__parallel(ix, threads, (n + ADD_ROWS - 1) / ADD_ROWS, add_task, &j);

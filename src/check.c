@@ -60,10 +60,10 @@ sw_status sw_search_exact(const sw_index *ix, const float *query, size_t dim, si
         sw__filter_free(ix, &f);
         return SW_ENOMEM;
     }
-    st = sw__prepare_vector(ix, query, c->query);
+    st = sw__ctx_query(ix, c, query);
     if (st == SW_OK && kk) {
         sw__gate_enter(&((sw_index *)ix)->gate);
-        size_t n = sw__scan(ix, c->query, kk, &f, c->work, NULL);
+        size_t n = sw__scan(ix, c, kk, &f, c->work, NULL);
         sw__emit(ix, c->work, n, labels, distances);
         *n_found = n;
         sw__gate_leave(&((sw_index *)ix)->gate);
@@ -290,7 +290,10 @@ static void memory_breakdown(const sw_index *ix, sw_stats *out) {
         out->memory_vectors = cap * ix->links_off;
         out->memory_links0 = cap * (ix->rec_bytes - ix->links_off);
     }
-    out->memory_mapped = ix->map ? ix->map_len : 0;
+    out->memory_mapped = ix->map ? ix->map_len : ix->full_map ? ix->full_map_len : 0;
+    out->memory_full = sw__full_bytes(ix); /* counted with the vectors */
+    out->memory_vectors += out->memory_full;
+    out->saturated = __atomic_load_n(&ix->saturated, __ATOMIC_RELAXED);
     size_t upper = 0;
     /* Freed slots keep their upper lists until the slot is reused. */
     for (uint32_t s = 0; s < count; s++) {

@@ -271,8 +271,8 @@ static size_t search_more(const repair_job *j, sw__ctx *c, uint32_t p, int layer
     int top;
     uint32_t entry = sw__top(ix, &top);
     if (entry == SW__NONE || top < layer) return n;
-    const float *q = sw__vec(ix, p);
-    sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
+    const void *q = sw__node_query(ix, p, c->nq);
+    sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->code_n), entry};
     for (int l = top; l > layer; l--) sw__greedy(ix, q, &cur, l);
     /* p is not excluded from the walk: a node on the layers above is where
      * the descent lands, and its own list is the natural start. */
@@ -296,7 +296,7 @@ static size_t search_more(const repair_job *j, sw__ctx *c, uint32_t p, int layer
 static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw__cand *cand,
                      uint32_t *orphans) {
     const sw_index *ix = j->ix;
-    const float *vp = sw__vec(ix, p);
+    const void *vp = sw__vec(ix, p);
     /* Acquire loads: in sw_compact another worker may be adding a link to
      * p (the reverse links below); a link added after this read may be
      * dropped by the rewrite, which keeps the in-degrees right. */
@@ -312,7 +312,7 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
     for (uint32_t i = 0; i < np && n < j->cand_cap; i++) {
         uint32_t x = mine[i];
         if (!leaving(j, x)) {
-            if (sw__visit(c, x)) cand[n++] = (sw__cand){ix->dist(vp, sw__vec(ix, x), ix->dim), x};
+            if (sw__visit(c, x)) cand[n++] = (sw__cand){sw__rdist(ix, vp, sw__vec(ix, x)), x};
             continue;
         }
         sw__visit(c, x);
@@ -321,7 +321,7 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
         for (uint32_t t = 1; t <= nx && n < j->cand_cap; t++) {
             uint32_t y = lx[t];
             if (leaving(j, y) || !sw__visit(c, y)) continue;
-            cand[n++] = (sw__cand){ix->dist(vp, sw__vec(ix, y), ix->dim), y};
+            cand[n++] = (sw__cand){sw__rdist(ix, vp, sw__vec(ix, y)), y};
         }
     }
     /* Search for more candidates when the list is short, and always in
@@ -359,7 +359,7 @@ static size_t repair(const repair_job *j, sw__ctx *c, uint32_t p, int layer, sw_
     size_t norph = replace_list(ix, p, layer, sel, r, mine, np, layer == 0 ? orphans : NULL, late,
                                 &nlate);
     for (size_t i = 0; i < nlate; i++)
-        sw__add_link(ix, p, late[i], ix->dist(vp, sw__vec(ix, late[i]), ix->dim), layer, cand);
+        sw__add_link(ix, p, late[i], sw__rdist(ix, vp, sw__vec(ix, late[i])), layer, cand);
     /* New links go both ways, as an insert makes them (Algorithm 1): a node
      * whose in-links came from deleted nodes gets them back from the
      * nodes that now link to it.  Without this, half of 200,000 make_synth
@@ -414,7 +414,8 @@ static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *ou
     size_t n = 0;
     if (want == 0) return 0;
     sw__cand seed = {0.0f, d};
-    size_t got = sw__search_layer(ix, c, sw__vec(ix, d), &seed, 1, j->ef, 0, SW__NONE);
+    const void *qd = sw__node_query(ix, d, c->nq);
+    size_t got = sw__search_layer(ix, c, qd, &seed, 1, j->ef, 0, SW__NONE);
     /* The nearest nodes first, then d's own neighbours and theirs: a link
      * kept as a node's last in-link (insert.c), or given to an orphan by
      * one of its neighbours, can come from further out than the nearest. */
@@ -429,7 +430,7 @@ static size_t inlinks0(const repair_job *j, sw__ctx *c, uint32_t d, uint32_t *ou
     }
     if (n == want || !exact) return n;
     /* A wider search (the pool has room for 4 ef) before a full scan. */
-    got = sw__search_layer(ix, c, sw__vec(ix, d), &seed, 1, 4 * j->ef, 0, SW__NONE);
+    got = sw__search_layer(ix, c, qd, &seed, 1, 4 * j->ef, 0, SW__NONE);
     n = 0;
     sw__ctx_new_epoch(c);
     sw__visit(c, d);

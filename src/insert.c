@@ -74,11 +74,11 @@ size_t sw__select_neighbors(const sw_index *ix, const sw__cand *cand, size_t n, 
     sw__cand copies[SW_MAX_M0];
     size_t r = 0, i = 0, ncopies = 0;
     for (; i < n && r < m; i++) {
-        const float *v = sw__vec(ix, cand[i].id);
+        const void *v = sw__vec(ix, cand[i].id);
         bool keep = true;
         for (size_t j = 0; j < r; j++) {
-            const float *w = sw__vec(ix, out[j].id);
-            float d = ix->dist(v, w, ix->dim);
+            const void *w = sw__vec(ix, out[j].id);
+            float d = sw__rdist(ix, v, w);
             if (d < cand[i].dist) {
                 keep = false;
                 break;
@@ -88,7 +88,7 @@ size_t sw__select_neighbors(const sw_index *ix, const sw__cand *cand, size_t n, 
              * lists and wall off the vectors around them.  They still fill
              * what room is left at the end, so an index of copies stays
              * connected. */
-            if (d == cand[i].dist && memcmp(v, w, ix->vec_bytes) == 0) {
+            if (d == cand[i].dist && memcmp(v, w, ix->code_bytes) == 0) {
                 keep = false;
                 if (ncopies < m) copies[ncopies++] = cand[i];
                 break;
@@ -238,9 +238,9 @@ void sw__add_link(const sw_index *ix, uint32_t e, uint32_t s, float d, int layer
     } else if (deg < sw__max_degree(ix, layer)) {
         append_link(ix, links, s, layer);
     } else {
-        const float *ve = sw__vec(ix, e);
+        const void *ve = sw__vec(ix, e);
         for (uint32_t j = 0; j < deg; j++)
-            scratch[j] = (sw__cand){ix->dist(ve, sw__vec(ix, links[1 + j]), ix->dim), links[1 + j]};
+            scratch[j] = (sw__cand){sw__rdist(ix, ve, sw__vec(ix, links[1 + j])), links[1 + j]};
         scratch[deg] = (sw__cand){d, s};
         reselect(ix, e, layer, scratch, deg + 1);
     }
@@ -270,10 +270,10 @@ static bool adopt_into(const sw_index *ix, uint32_t e, uint32_t s) {
     /* Otherwise replace the furthest link whose node has another in-link:
      * furthest first, each tried with indeg_release. */
     if (!done) {
-        const float *ve = sw__vec(ix, e);
+        const void *ve = sw__vec(ix, e);
         sw__cand by[SW_MAX_M0];
         for (uint32_t j = 0; j < deg; j++)
-            by[j] = (sw__cand){ix->dist(ve, sw__vec(ix, links[1 + j]), ix->dim), j + 1};
+            by[j] = (sw__cand){sw__rdist(ix, ve, sw__vec(ix, links[1 + j])), j + 1};
         qsort(by, deg, sizeof *by, far_first); /* .id is the position in the list */
         for (uint32_t j = 0; j < deg && !done; j++) {
             if (!indeg_release(ix, links[by[j].id])) continue;
@@ -335,8 +335,8 @@ size_t sw__reconnect(sw_index *ix) {
         }
         for (uint32_t u = 0; u < count; u++) {
             if (seen[u] || (sw__flags(ix, u) & SW__F_FREE)) continue;
-            const float *q = sw__vec(ix, u);
-            sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
+            const void *q = sw__node_query(ix, u, c->nq);
+            sw__cand cur = {ix->dist(q, sw__vec(ix, entry), ix->code_n), entry};
             for (int l = top; l > 0; l--) sw__greedy(ix, q, &cur, l);
             size_t n = sw__search_layer(ix, c, q, &cur, 1, ef, 0, u);
             bool linked = false;
@@ -386,7 +386,7 @@ static void link_layer(const sw_index *ix, sw__ctx *c, const plan *p, uint32_t s
             for (uint32_t j = 1; j <= deg && ncand < p->scratch_cap; j++) {
                 uint32_t a = SW__LOAD(&l[j]);
                 if (a == slot || !sw__visit(c, a)) continue;
-                scratch[ncand++] = (sw__cand){ix->dist(c->query, sw__vec(ix, a), ix->dim), a};
+                scratch[ncand++] = (sw__cand){ix->dist(c->qv, sw__vec(ix, a), ix->code_n), a};
             }
         }
         qsort(scratch, ncand, sizeof *scratch, sw__cand_cmp);
@@ -428,7 +428,7 @@ static void link_node(const sw_index *ix, sw__ctx *c, const plan *p, uint32_t sl
     if ((size_t)top >= p->levels) top = (int)p->levels - 1; /* never: sized from the level */
     for (int l = top; l >= 0; l--) {
         sw__cand *found = p->found + (size_t)l * p->ef;
-        n[l] = sw__search_layer(ix, c, c->query, seeds, nseeds, p->ef, l, slot);
+        n[l] = sw__search_layer(ix, c, c->qv, seeds, nseeds, p->ef, l, slot);
         memcpy(found, c->pool, n[l] * sizeof *found);
         seeds = found;
         nseeds = n[l];
@@ -450,8 +450,8 @@ static void insert_new(sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot, i
         if (!raise) pthread_mutex_unlock(&ix->top_lock);
     }
     if (entry != SW__NONE) {
-        sw__cand cur = {ix->dist(c->query, sw__vec(ix, entry), ix->dim), entry};
-        for (int l = top; l > level; l--) sw__greedy(ix, c->query, &cur, l);
+        sw__cand cur = {ix->dist(c->qv, sw__vec(ix, entry), ix->code_n), entry};
+        for (int l = top; l > level; l--) sw__greedy(ix, c->qv, &cur, l);
         p->seeds[0] = cur;
         link_node(ix, c, p, slot, level < top ? level : top, 1);
     }
@@ -466,7 +466,7 @@ static void insert_new(sw_index *ix, sw__ctx *c, const plan *p, uint32_t slot, i
 /* Write the record of a new node in `slot` before anything can see it. */
 static void init_record(sw_index *ix, uint32_t slot, const float *v, uint64_t label, int level,
                         uint32_t *upper) {
-    memcpy(sw__vec(ix, slot), v, ix->vec_bytes);
+    sw__store_vector(ix, slot, v);
     sw__links0(ix, slot)[0] = 0;
     *sw__indeg_ptr(ix, slot) = 0;
     *sw__label_ptr(ix, slot) = label;
@@ -557,7 +557,7 @@ static sw_status add_once(sw_index *ix, uint64_t label, const float *vector, boo
     p.nseeds = p.ef > ix->M0 ? p.ef : ix->M0;
     size_t nfound = p.levels * p.ef;
     sw__ctx *c = sw__ctx_acquire(ix, p.ef, p.nseeds + nfound + p.scratch_cap);
-    sw_status st = c ? sw__prepare_vector(ix, vector, c->query) : SW_ENOMEM;
+    sw_status st = c ? sw__ctx_query(ix, c, vector) : SW_ENOMEM;
     if (st != SW_OK) goto done;
     p.seeds = c->work;
     p.found = p.seeds + p.nseeds;
@@ -587,7 +587,7 @@ static sw_status add_once(sw_index *ix, uint64_t label, const float *vector, boo
      * have made, and no list keeps a link chosen for the old position. */
     if ((st = sw__unlink(ix, slot)) != SW_OK) goto done;
     sw__gate_close(&ix->gate);
-    memcpy(sw__vec(ix, slot), c->query, ix->vec_bytes);
+    sw__store_vector(ix, slot, c->query);
     sw__gate_open(&ix->gate);
     sw__gate_enter(&ix->gate);
     insert_new(ix, c, &p, slot, level);
@@ -616,6 +616,10 @@ sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) 
     if (dim != ix->dim)
         return sw__fail(SW_EDIMMISMATCH, "sw_add: vector has dimension %zu, the index %u", dim,
                         ix->dim);
+    if (!sw_is_trained(ix))
+        return sw__fail(SW_ENOTTRAINED, "sw_add: the index is not trained; call sw_train, or "
+                                        "add a first batch of at least %u rows with sw_add_batch",
+                        ix->type == SW_TYPE_PQ ? SW_TRAIN_ROWS_PQ : SW_TRAIN_ROWS);
     sw_status st = sw__add(ix, label, vector);
     if (st == SW_OK) __atomic_add_fetch(&ix->added_since_pass, 1, __ATOMIC_RELAXED);
     return st;

@@ -58,6 +58,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SW__HIDDEN __attribute__((visibility("hidden")))
@@ -222,6 +223,12 @@ typedef struct sw__ctx {
     size_t work_cap;
     float *query;     /* the query, copied (and normalised for cosine) */
     size_t dim;
+    /* The query as the walk compares it (quant.c, sw__ctx_query): c->query
+     * itself for float32, else its code (its lookup table for PQ) in
+     * qcode; nq is room for one more, a stored node's (sw__node_query). */
+    const void *qv;
+    void *qcode, *nq;
+    size_t qcode_bytes;
     /* Marks for nodes added after `visited` was sized (id >= visited_cap):
      * a small open-addressing set of (id, epoch), so a search that meets
      * new nodes can still walk through them. */
@@ -290,10 +297,23 @@ struct sw_index {
     int keep_pruned, extend_candidates;
     const sw_allocator *user_allocator; /* as given, for sw_get_options */
     double level_mult; /* mL = 1 / ln(M) */
-    sw__dist_fn dist;
+    sw__dist_fn dist;   /* walk query (c->qv) against a record's code */
     sw__dist4_fn dist4; /* the same distance, one query against four vectors */
+    sw__dist_fn fdist;  /* float32 against float32 (full-precision copies) */
+    /* quantized storage (quant.c) */
+    sw_type type;
+    sw_keep keep;
+    bool has_full;      /* full-precision copies kept (type != F32, keep != NONE) */
+    struct sw__quant *quant; /* the trained quantizer, or NULL (published once) */
+    size_t code_bytes;  /* a code in a record: the vector for float32 */
+    size_t code_n;      /* the n the kernels take: elements, bytes of bits, or PQ's m */
+    size_t qcode_bytes; /* a walk query in code form (PQ: its lookup table) */
+    uint32_t pq_m;
+    uint64_t saturated; /* int8 components clamped (atomic) */
+    void *full_map;     /* a file region the full-precision copies are mapped from */
+    size_t full_map_len;
     /* record geometry */
-    size_t vec_bytes;   /* dim * 4 */
+    size_t vec_bytes;   /* dim * 4: a float32 vector (query, full copy) */
     size_t links_off;   /* offset of the link block in a record */
     size_t links_bytes; /* its size, (1 + M0) * 4 */
     size_t rec_bytes;   /* record size, multiple of SW__LINE */
@@ -349,6 +369,7 @@ struct sw_index {
 typedef struct sw__chunk {
     char *rec;
     char *side;
+    float *full; /* full-precision copies (quantized types), or NULL */
 } sw__chunk;
 
 static inline size_t sw__chunk_slots(const sw_index *ix) { return (size_t)1 << ix->chunk_shift; }
@@ -358,8 +379,16 @@ static inline char *sw__rec(const sw_index *ix, uint32_t slot) {
     return dir[slot >> ix->chunk_shift].rec +
            (size_t)(slot & ((1u << ix->chunk_shift) - 1)) * ix->rec_bytes;
 }
-static inline float *sw__vec(const sw_index *ix, uint32_t slot) {
-    return (float *)(void *)sw__rec(ix, slot);
+/* The node's vector as the walk compares it: its code (the float32
+ * vector itself for a float32 index). */
+static inline void *sw__vec(const sw_index *ix, uint32_t slot) {
+    return sw__rec(ix, slot);
+}
+/* The full-precision copy of a compressed index's vector (ix->has_full). */
+static inline float *sw__full(const sw_index *ix, uint32_t slot) {
+    sw__chunk *dir = SW__LOAD(&((sw_index *)ix)->dir);
+    return dir[slot >> ix->chunk_shift].full +
+           (size_t)(slot & ((1u << ix->chunk_shift) - 1)) * ix->dim;
 }
 /* Layer-0 link block: [count, ids...]. */
 static inline uint32_t *sw__links0(const sw_index *ix, uint32_t slot) {
@@ -458,6 +487,51 @@ static inline uint32_t sw__link_limit(const sw_index *ix) {
 static inline size_t sw__capacity(const sw_index *ix) {
     return SW__LOAD(&((sw_index *)ix)->nchunks) << ix->chunk_shift;
 }
+
+/* ==== Quantized storage (quant.c) ==== */
+
+/* Set the type's fields of a new index from checked options (no training). */
+SW__HIDDEN sw_status sw__quant_init(sw_index *ix, const sw_options *o);
+SW__HIDDEN sw_status sw__quant_check(const sw_options *o);
+SW__HIDDEN void sw__quant_free(sw_index *ix);
+/* Copy, check and normalise `query` into c->query and set c->qv. */
+SW__HIDDEN sw_status sw__ctx_query(const sw_index *ix, sw__ctx *c, const float *query);
+/* Write the code of the prepared vector v (c->query form) at dst. */
+SW__HIDDEN void sw__encode(sw_index *ix, const float *v, void *dst);
+/* Store node `slot`'s vector: its code in the record and, when kept, its
+ * full-precision copy. */
+static inline void sw__store_vector(sw_index *ix, uint32_t slot, const float *v) {
+    sw__encode(ix, v, sw__rec(ix, slot));
+    if (ix->has_full) memcpy(sw__full(ix, slot), v, ix->vec_bytes);
+}
+/* A stored node as a walk query: its code, or for PQ a lookup table built
+ * into buf (qcode_bytes) from its full or decoded vector. */
+SW__HIDDEN const void *sw__node_query(const sw_index *ix, uint32_t slot, void *buf);
+/* Distance between two stored nodes' codes. */
+SW__HIDDEN float sw__pq_rdist(const sw_index *ix, const void *a, const void *b);
+static inline float sw__rdist(const sw_index *ix, const void *a, const void *b) {
+    if (SW__UNLIKELY(ix->type == SW_TYPE_PQ)) return sw__pq_rdist(ix, a, b);
+    return ix->dist(a, b, ix->code_n);
+}
+/* A code distance in the metric's units (an estimate; exact for float32). */
+SW__HIDDEN float sw__code_to_metric(const sw_index *ix, float d);
+/* The vector of `slot` as floats: its full copy, or its code decoded. */
+SW__HIDDEN void sw__vector_out(const sw_index *ix, uint32_t slot, float *out);
+/* Train from the first rows of a batch when the index needs it and the
+ * batch is large enough: SW_OK (trained or nothing to do), SW_ENOTTRAINED
+ * naming `fn`, SW_ENOMEM. */
+SW__HIDDEN sw_status sw__auto_train(sw_index *ix, const float *v, size_t n, const char *fn);
+/* Re-score r[0..n) with the full-precision copies against q (the float
+ * query), sort ascending; no-op without copies. */
+SW__HIDDEN void sw__rerank(const sw_index *ix, const float *q, sw__cand *r, size_t n);
+/* The quantizer in a file (persist.c): its section's bytes (0 when
+ * untrained or none), writing them, reading them back (SW_ECORRUPT). */
+SW__HIDDEN size_t sw__quant_bytes(const sw_index *ix);
+SW__HIDDEN void sw__quant_write(const sw_index *ix, unsigned char *out);
+SW__HIDDEN sw_status sw__quant_read(sw_index *ix, const unsigned char *p, size_t len,
+                                    const char *path);
+/* Bytes of full copies held in memory (sw_stats.memory_full). */
+SW__HIDDEN size_t sw__full_bytes(const sw_index *ix);
 
 /* ==== Storage (storage.c) ==== */
 
@@ -582,6 +656,7 @@ typedef struct sw__filter {
     size_t nbits;
     sw_search_stats *stats; /* params->stats: where the search's cost goes */
     uint32_t ef_upper;       /* params->ef_upper (0: by index size) */
+    uint32_t rerank;         /* params->rerank, resolved (>= 1) */
 } sw__filter;
 
 /* Is slot `id` in the allow-list, and still the label it was when the
@@ -599,9 +674,11 @@ static inline bool sw__accepts(const sw_index *ix, const sw__filter *f, uint32_t
 SW__HIDDEN sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p,
                                       sw__filter *f, const char *fn);
 SW__HIDDEN void sw__filter_free(const sw_index *ix, sw__filter *f);
-/* Exact top k of the slots `f` allows (NULL: every live slot), sorted
- * ascending into h[0..k); returns how many. */
-SW__HIDDEN size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *f,
+/* Exact top k of the slots `f` allows (NULL: every live slot) to c's
+ * query, sorted ascending into h[0..k); returns how many.  A compressed
+ * index scores its full-precision copies, or without them its codes (in
+ * the metric's units). */
+SW__HIDDEN size_t sw__scan(const sw_index *ix, const sw__ctx *c, size_t k, const sw__filter *f,
                            sw__cand *h, uint64_t *scored);
 /* Results out: the label and distance of r[0..n) (either array may be
  * NULL). */
@@ -617,19 +694,19 @@ SW__HIDDEN sw_status sw__search_one(const sw_index *ix, const float *query, size
  * distances), keeping the `ef` best in c->pool, sorted ascending.  `exclude`
  * (or SW__NONE) is neither entered nor expanded.  Returns the pool size.
  */
-SW__HIDDEN size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q,
+SW__HIDDEN size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const void *q,
                                    const sw__cand *seeds, size_t nseeds, size_t ef,
                                    int layer, uint32_t exclude);
 /* The same walk where only nodes the filter accepts count as results: the
  * pool (capacity cap >= ef) keeps rejected nodes for navigation and is cut
  * after its ef-th accepted entry; c->expanded[i] has bit 1 set for an
  * accepted entry.  On layer 0, from the entry point's descent. */
-SW__HIDDEN size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q,
+SW__HIDDEN size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const void *q,
                                        const sw__cand *seeds, size_t nseeds, size_t ef,
                                        size_t cap, const sw__filter *acc);
 /* Greedy descent (ef = 1) on one layer from *cur; updates *cur.  Returns
  * how many distances it computed. */
-SW__HIDDEN size_t sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer);
+SW__HIDDEN size_t sw__greedy(const sw_index *ix, const void *q, sw__cand *cur, int layer);
 
 /* ==== Check (check.c) ==== */
 

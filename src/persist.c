@@ -128,7 +128,10 @@
 #define MAX_SECTIONS 256u
 #define SEC_REQUIRED 1u
 
-enum { SEC_META = 1, SEC_LABELS, SEC_LEVELS, SEC_TOMBSTONES, SEC_UPPER, SEC_NODES };
+enum { SEC_META = 1, SEC_LABELS, SEC_LEVELS, SEC_TOMBSTONES, SEC_UPPER, SEC_NODES, SEC_QUANT,
+       SEC_FULL };
+#define FULL_ALIGN 4096u /* the FULL section starts on a page */
+#define REQ_CODES 1u /* required feature: records hold codes (quantized types) */
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define HOST_BIG_ENDIAN 1
@@ -231,9 +234,10 @@ static void write_index(const sw_index *ix, writer *w, const uint32_t *map, unsi
     memcpy(h, MAGIC, 8);
     put32(h + 8, FORMAT_VERSION);
     put32(h + 12, HEADER_BYTES);
+    put32(h + 16, ix->type == SW_TYPE_F32 ? 0 : REQ_CODES);
     put32(h + 24, ix->dim);
     put32(h + 28, (uint32_t)ix->metric);
-    put32(h + 32, 0);
+    put32(h + 32, (uint32_t)ix->type);
     put32(h + 36, ix->M);
     put32(h + 40, ix->M0);
     put32(h + 44, ix->ef_construction);
@@ -246,8 +250,10 @@ static void write_index(const sw_index *ix, writer *w, const uint32_t *map, unsi
     put32(h + 88, entry == SW__NONE ? entry : num(map, entry));
     put32(h + 92, (uint32_t)max_level);
     put32(h + 96, (uint32_t)ix->rec_bytes);
-    put32(h + 100, (uint32_t)ix->vec_bytes);
+    put32(h + 100, (uint32_t)ix->code_bytes);
     put32(h + 104, (uint32_t)ix->links_off);
+    put32(h + 108, (uint32_t)ix->keep);
+    put32(h + 112, ix->pq_m);
     put32(h + 124, sw__crc32c(0, h, 124));
     w_bytes(w, h, sizeof h);
 
@@ -293,15 +299,35 @@ static void write_index(const sw_index *ix, writer *w, const uint32_t *map, unsi
         sec_end(w, &secs[n++]);
     }
 
+    size_t qbytes = sw__quant_bytes(ix);
+    if (qbytes) {
+        /* rec is at least as large: the caller sized it so */
+        sec_begin(w, &secs[n], SEC_QUANT, 0, SEC_REQUIRED);
+        sw__quant_write(ix, rec);
+        w_bytes(w, rec, qbytes);
+        sec_end(w, &secs[n++]);
+    }
+
     sec_begin(w, &secs[n], SEC_NODES, 0, SEC_REQUIRED);
     for (uint32_t s = 0; s < ix->count; s++) {
         if (sw__flags(ix, s) & SW__F_FREE) continue;
         memset(rec, 0, ix->rec_bytes);
-        const float *v = sw__vec(ix, s);
-        for (uint32_t d = 0; d < ix->dim; d++) {
-            uint32_t bits;
-            memcpy(&bits, &v[d], 4);
-            put32(rec + 4 * (size_t)d, bits);
+        const unsigned char *v = sw__vec(ix, s);
+        if (ix->type == SW_TYPE_F32) {
+            for (size_t b = 0; b < ix->code_bytes; b += 4) {
+                uint32_t bits;
+                memcpy(&bits, v + b, 4);
+                put32(rec + b, bits);
+            }
+        } else if (ix->type == SW_TYPE_F16) {
+            for (size_t b = 0; b < ix->code_bytes; b += 2) {
+                uint16_t x;
+                memcpy(&x, v + b, 2);
+                rec[b] = (unsigned char)x;
+                rec[b + 1] = (unsigned char)(x >> 8);
+            }
+        } else {
+            memcpy(rec, v, ix->code_bytes);
         }
         const uint32_t *links = sw__links0(ix, s);
         unsigned char *lp = rec + ix->links_off;
@@ -313,6 +339,25 @@ static void write_index(const sw_index *ix, writer *w, const uint32_t *map, unsi
         w_bytes(w, rec, ix->rec_bytes);
     }
     sec_end(w, &secs[n++]);
+
+    if (ix->has_full) {
+        /* Last, and on a page of its own, so a loader can map it alone
+         * (SW_KEEP_DISK). */
+        static const unsigned char zeros[ALIGN];
+        w_align(w);
+        while ((w->pos + w->n) % FULL_ALIGN) w_bytes(w, zeros, ALIGN);
+        sec_begin(w, &secs[n], SEC_FULL, 0, SEC_REQUIRED);
+        for (uint32_t s = 0; s < ix->count; s++) {
+            if (sw__flags(ix, s) & SW__F_FREE) continue;
+            const float *v = sw__full(ix, s);
+            for (uint32_t d = 0; d < ix->dim; d++) {
+                uint32_t bits;
+                memcpy(&bits, &v[d], 4);
+                w_u32(w, bits);
+            }
+        }
+        sec_end(w, &secs[n++]);
+    }
 
     /* the table, then the footer */
     w_align(w);
@@ -392,7 +437,9 @@ sw_status sw_save(const sw_index *ix, const char *path) {
     size_t secs_bytes = (SW__MAX_LEVEL + 8) * sizeof(section);
     char *tmp = sw__alloc(m, plen, 1);
     writer *w = sw__alloc(m, sizeof *w, SW__LINE);
-    unsigned char *rec = sw__alloc(m, ix->rec_bytes, SW__LINE);
+    /* one record, or the quantizer's section (written through it) */
+    size_t rec_len = ix->rec_bytes > sw__quant_bytes(ix) ? ix->rec_bytes : sw__quant_bytes(ix);
+    unsigned char *rec = sw__alloc(m, rec_len, SW__LINE);
     section *secs = sw__alloc(m, secs_bytes, 8);
     sw_status st = SW_OK;
     int fd = -1;
@@ -453,7 +500,7 @@ sw_status sw_save(const sw_index *ix, const char *path) {
     fsync_dir(path);
 out:
     sw__free(m, secs, secs_bytes);
-    sw__free(m, rec, ix->rec_bytes);
+    sw__free(m, rec, rec_len);
     sw__free(m, w, sizeof *w);
     sw__free(m, tmp, plen);
     free(real);
@@ -471,7 +518,8 @@ typedef struct file {
     bool owned;     /* the index has taken the mapping over */
     section sec[MAX_SECTIONS];
     uint32_t nsec;
-    const section *meta, *labels, *levels, *tombs, *nodes;
+    const section *meta, *labels, *levels, *tombs, *nodes, *quant, *full;
+    int fd;         /* open until the load ends (SW_KEEP_DISK maps from it) */
     const section *upper[SW__MAX_LEVEL + 1];
 } file;
 
@@ -537,6 +585,8 @@ static sw_status read_table(file *fl, int max_level, bool skip_nodes_crc) {
         case SEC_LEVELS: slot = &fl->levels; break;
         case SEC_TOMBSTONES: slot = &fl->tombs; break;
         case SEC_NODES: slot = &fl->nodes; break;
+        case SEC_QUANT: slot = &fl->quant; break;
+        case SEC_FULL: slot = &fl->full; break;
         case SEC_UPPER:
             if (s->arg < 1 || (int64_t)s->arg > max_level)
                 CORRUPT("%s: a section for layer %u, the max level is %d", path, s->arg, max_level);
@@ -557,7 +607,7 @@ static sw_status read_table(file *fl, int max_level, bool skip_nodes_crc) {
             if (*slot) CORRUPT("%s: section type %u (%u) appears twice", path, s->type, s->arg);
             *slot = s;
         }
-        if (!(skip_nodes_crc && s->type == SEC_NODES) &&
+        if (!(skip_nodes_crc && (s->type == SEC_NODES || s->type == SEC_FULL)) &&
             sw__crc32c(0, fl->p + s->off, (size_t)s->len) != s->crc)
             CORRUPT("%s: checksum mismatch in section %u (type %u; file damaged)", path, k, s->type);
     }
@@ -606,12 +656,21 @@ static void close_file(file *fl, sw__mem *m) {
  * with the node's number + 1), finite vector. */
 static bool check_record(const sw_index *ix, uint32_t s, uint32_t count, uint32_t *stamp,
                          char *why, size_t whylen) {
-    const float *v = sw__vec(ix, s);
-    for (uint32_t i = 0; i < ix->dim; i++)
-        if (!isfinite(v[i])) {
-            snprintf(why, whylen, "node %u has a non-finite element", s);
-            return false;
-        }
+    const unsigned char *code = sw__vec(ix, s);
+    bool bad = false;
+    if (ix->type == SW_TYPE_F32) {
+        const float *v = (const float *)(const void *)code;
+        for (uint32_t i = 0; i < ix->dim; i++) bad |= !isfinite(v[i]);
+    } else if (ix->type == SW_TYPE_F16) {
+        const uint16_t *v = (const uint16_t *)(const void *)code;
+        for (uint32_t i = 0; i < ix->dim; i++) bad |= (v[i] & 0x7c00) == 0x7c00;
+    } else if (ix->type == SW_TYPE_BINARY && ix->dim % 8) {
+        bad = code[ix->code_bytes - 1] >> (ix->dim % 8) != 0; /* the kernels need them 0 */
+    }
+    if (bad) {
+        snprintf(why, whylen, "node %u has a non-finite element or a bad code", s);
+        return false;
+    }
     const uint32_t *links = sw__links0(ix, s);
     uint32_t deg = links[0]; /* read once: the records may be a mapping */
     if (deg > ix->M0) {
@@ -646,10 +705,16 @@ static sw_status copy_records(sw_index *ix, const file *fl, uint32_t count) {
         if (HOST_BIG_ENDIAN) {
             for (size_t i = 0; i < k; i++) {
                 unsigned char *r = (unsigned char *)sw__rec(ix, first + (uint32_t)i);
-                for (size_t b = 0; b < ix->vec_bytes; b += 4) {
-                    uint32_t x = sw__get32le(r + b);
-                    memcpy(r + b, &x, 4);
-                }
+                if (ix->type == SW_TYPE_F32)
+                    for (size_t b = 0; b < ix->code_bytes; b += 4) {
+                        uint32_t x = sw__get32le(r + b);
+                        memcpy(r + b, &x, 4);
+                    }
+                if (ix->type == SW_TYPE_F16)
+                    for (size_t b = 0; b < ix->code_bytes; b += 2) {
+                        uint16_t x = (uint16_t)(r[b] | r[b + 1] << 8);
+                        memcpy(r + b, &x, 2);
+                    }
                 for (size_t b = 0; b < 4 * (1 + (size_t)ix->M0); b += 4) {
                     uint32_t x = sw__get32le(r + ix->links_off + b);
                     memcpy(r + ix->links_off + b, &x, 4);
@@ -666,6 +731,44 @@ static sw_status copy_records(sw_index *ix, const file *fl, uint32_t count) {
             return sw__fail(SW_ECORRUPT, "%s: %s", path, why);
         }
     free(stamp);
+    return SW_OK;
+}
+
+/* The full-precision copies of a compressed index, loaded with its
+ * records: copied into the chunks' arrays, or for SW_KEEP_DISK mapped
+ * from the file (a private writable mapping, so that an update of a
+ * loaded index changes its copy, never the file); the last chunk, which
+ * later adds may fill past the file's nodes, is copied either way. */
+static sw_status load_full(sw_index *ix, const file *fl, uint32_t count) {
+    if (!ix->has_full || !count) return SW_OK;
+    const char *path = fl->path;
+    const unsigned char *src = fl->p + fl->full->off;
+    size_t per = sw__chunk_slots(ix), whole = 0;
+    if (ix->keep == SW_KEEP_DISK && !HOST_BIG_ENDIAN && count >= per && fl->full->off % FULL_ALIGN == 0) {
+        whole = count / per;
+        size_t len = whole * per * ix->vec_bytes;
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fl->fd, (off_t)fl->full->off);
+        if (m == MAP_FAILED)
+            return sw__fail(SW_EIO, "cannot map the vectors of %s: %s", path, strerror(errno));
+        posix_madvise(m, len, POSIX_MADV_RANDOM); /* re-ranking reads a few vectors, anywhere */
+        for (size_t i = 0; i < whole; i++) {
+            sw__free(&ix->mem, ix->dir[i].full, per * ix->vec_bytes);
+            ix->dir[i].full = (float *)m + i * per * ix->dim;
+        }
+        ix->full_map = m;
+        ix->full_map_len = len;
+    }
+    for (uint32_t s = (uint32_t)(whole * per); s < count; s++) {
+        float *v = sw__full(ix, s);
+        const unsigned char *p = src + (size_t)s * ix->vec_bytes;
+        for (uint32_t d = 0; d < ix->dim; d++) {
+            uint32_t x = sw__get32le(p + 4 * (size_t)d);
+            memcpy(&v[d], &x, 4);
+            if (!isfinite(v[d]))
+                return sw__fail(SW_ECORRUPT, "%s: node %u's full-precision vector is not finite",
+                                path, s);
+        }
+    }
     return SW_OK;
 }
 
@@ -718,6 +821,17 @@ static sw_status read_body(sw_index *ix, file *fl, uint64_t count64, uint64_t to
         fl->tombs->len != (count64 + 7) / 8 || fl->nodes->len / ix->rec_bytes != count64 ||
         fl->nodes->len % ix->rec_bytes)
         CORRUPT("%s: section sizes do not match %llu nodes", path, (unsigned long long)count64);
+    if (fl->quant && !(ix->type == SW_TYPE_I8 || ix->type == SW_TYPE_BINARY || ix->type == SW_TYPE_PQ))
+        CORRUPT("%s: a quantizer section in a file of element type %d", path, (int)ix->type);
+    if (count && !fl->quant && !sw_is_trained(ix))
+        CORRUPT("%s: %u compressed vectors but no quantizer section", path, count);
+    if (!ix->has_full != !fl->full ||
+        (fl->full && fl->full->len != count64 * ix->vec_bytes))
+        CORRUPT("%s: the full-precision vectors section is %s", path,
+                fl->full ? "of the wrong size or unexpected" : "missing");
+    if (fl->quant && (st = sw__quant_read(ix, fl->p + fl->quant->off, (size_t)fl->quant->len,
+                                          path)) != SW_OK)
+        goto fail;
     if (fl->meta && fl->meta->len > SW_MAX_METADATA)
         CORRUPT("%s: %llu bytes of metadata, at most %u", path, (unsigned long long)fl->meta->len,
                 SW_MAX_METADATA);
@@ -733,7 +847,14 @@ static sw_status read_body(sw_index *ix, file *fl, uint64_t count64, uint64_t to
             goto fail;
         ix->map_nodes_len = (size_t)fl->nodes->len;
         ix->map_nodes_crc = fl->nodes->crc;
-    } else if ((st = copy_records(ix, fl, count)) != SW_OK) {
+        if (ix->has_full) { /* copies served from the mapping too */
+            ix->full_map = ix->map;
+            ix->full_map_len = ix->map_len;
+            for (size_t i = 0; i < ix->nchunks; i++)
+                ix->dir[i].full = (float *)(void *)((char *)ix->map + fl->full->off) +
+                                  i * sw__chunk_slots(ix) * ix->dim;
+        }
+    } else if ((st = copy_records(ix, fl, count)) != SW_OK || (st = load_full(ix, fl, count)) != SW_OK) {
         goto fail;
     }
     ix->count = count;
@@ -795,7 +916,8 @@ fail:
 }
 
 sw_status sw__file_options(sw_options *o, uint32_t etype, uint32_t flags, const char *path) {
-    if (etype != 0) return sw__fail(SW_ECORRUPT, "%s: unknown element type %u", path, etype);
+    if (etype > SW_TYPE_PQ) return sw__fail(SW_ECORRUPT, "%s: unknown element type %u", path, etype);
+    o->type = (sw_type)etype;
     if (flags > 3) return sw__fail(SW_ECORRUPT, "%s: unknown build flags 0x%x", path, flags);
     if (o->M0 == 0) return sw__fail(SW_ECORRUPT, "%s: M0 is 0", path);
     if (sw__check_options(o) != SW_OK) {
@@ -878,6 +1000,8 @@ static sw_status load(const char *path, const sw_allocator *allocator, sw_index 
     uint32_t entry = sw__get32le(h + 88);
     int32_t max_level = (int32_t)sw__get32le(h + 92);
     uint32_t rbytes = sw__get32le(h + 96), vbytes = sw__get32le(h + 100), loff = sw__get32le(h + 104);
+    o.keep = (sw_keep)sw__get32le(h + 108);
+    o.pq_m = sw__get32le(h + 112);
     (void)optional; /* nothing defined; a reader may ignore these bits */
 
     fl = calloc(1, sizeof *fl);
@@ -886,13 +1010,16 @@ static sw_status load(const char *path, const sw_allocator *allocator, sw_index 
         return sw__fail(SW_ENOMEM, "loading %s", path);
     }
     fl->path = path;
-    if (required) {
+    fl->fd = fd;
+    if (required & ~REQ_CODES) {
         st = sw__fail(SW_EVERSION, "%s needs features 0x%x that this library does not have", path,
-                      required);
+                      required & ~REQ_CODES);
         goto fail;
     }
     if (hbytes != HEADER_BYTES) CORRUPT("%s: header size %u, expected %u", path, hbytes, HEADER_BYTES);
-    if (!all_zero(h + 108, 16)) CORRUPT("%s: reserved header bytes are not zero", path);
+    if (!all_zero(h + 116, 8)) CORRUPT("%s: reserved header bytes are not zero", path);
+    if ((required != 0) != (etype != 0))
+        CORRUPT("%s: element type %u with required features 0x%x", path, etype, required);
     if ((st = sw__file_options(&o, etype, flags, path)) != SW_OK) goto fail;
     if (count > SW__MAX_SLOTS) CORRUPT("%s: node count %llu too large", path, (unsigned long long)count);
     if (tombs > count) CORRUPT("%s: %llu tombstones among %llu nodes", path, (unsigned long long)tombs,
@@ -903,16 +1030,16 @@ static sw_status load(const char *path, const sw_allocator *allocator, sw_index 
 
     /* Map (or read) the file, check its table and sections. */
     if ((st = sw__index_new(&o, allocator, &ix)) != SW_OK) goto fail;
-    if (rbytes != ix->rec_bytes || vbytes != ix->vec_bytes || loff != ix->links_off)
+    if (rbytes != ix->rec_bytes || vbytes != ix->code_bytes || loff != ix->links_off)
         CORRUPT("%s: record layout %u/%u/%u, expected %zu/%zu/%zu for these parameters", path,
-                rbytes, vbytes, loff, ix->rec_bytes, ix->vec_bytes, ix->links_off);
+                rbytes, vbytes, loff, ix->rec_bytes, ix->code_bytes, ix->links_off);
     bool serve = map && !HOST_BIG_ENDIAN; /* a big-endian host copies */
     if ((st = open_file(fl, fd, (uint64_t)sb.st_size, &ix->mem, serve)) != SW_OK) goto fail;
-    close(fd);
-    fd = -1;
     if ((st = read_table(fl, max_level, serve)) != SW_OK) goto fail;
     ix->rng = rng;
     if ((st = read_body(ix, fl, count, tombs, entry, max_level, serve)) != SW_OK) goto fail;
+    close(fd);
+    fd = -1;
     close_file(fl, &ix->mem);
     ix->readonly = map;
     free(fl);

@@ -221,6 +221,10 @@ sw_status sw__load_legacy(const char *path, const sw_allocator *allocator, sw_in
     NEED(r, "the header");
     if (meta_len > SW_MAX_METADATA || meta_len > r->left)
         CORRUPT("%s: metadata length %u too large", path, meta_len);
+    if (etype != 0) { /* versions 1..3 stored float32 only */
+        st = sw__fail(SW_ECORRUPT, "%s: unknown element type %u", path, etype);
+        goto fail;
+    }
     if ((st = sw__file_options(&o, etype, flags, path)) != SW_OK) goto fail;
     if (count > SW__MAX_SLOTS) CORRUPT("%s: node count %llu too large", path, (unsigned long long)count);
     /* Each node takes at least label + level + vector + layer-0 degree. */

@@ -148,7 +148,7 @@ static SW__INLINE size_t offer(const sw_index *ix, sw__cand *pool, uint8_t *fl, 
     return pos;
 }
 
-static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
+static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const void *q, const sw__cand *seeds,
                               size_t nseeds, size_t ef, size_t cap, int layer, uint32_t exclude,
                               const sw__filter *acc) {
     sw__ctx_new_epoch(c);
@@ -159,11 +159,13 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
     uint8_t *fl = c->expanded;
     const sw__dist_fn dist = ix->dist;
     const sw__dist4_fn dist4 = ix->dist4;
-    const size_t dim = ix->dim;
+    const size_t dim = ix->code_n;
     /* Prefetch depth (see "Prefetching" above): the whole vector and the
-     * link block of pool entries once the records outgrow the caches. */
+     * link block of pool entries once the records outgrow the caches.  A
+     * code's record may start inside a line (quant.c): one line more. */
     const bool deep = (size_t)sw__count(ix) * ix->rec_bytes >= SW__DEEP_PREFETCH_BYTES;
-    const size_t pf_bytes = deep ? ix->vec_bytes : 0, lk_bytes = deep && layer == 0 ? ix->links_bytes : 0;
+    const size_t pf_bytes = deep ? ix->code_bytes + (ix->rec_bytes % SW__LINE ? SW__LINE - 1 : 0) : 0,
+                 lk_bytes = deep && layer == 0 ? ix->links_bytes : 0;
     const uint32_t maxdeg = sw__max_degree(ix, layer), lim = sw__link_limit(ix);
     size_t n = 0, nacc = 0, ndist = 0, nhops = 0;
 
@@ -239,19 +241,19 @@ static SW__INLINE size_t walk(const sw_index *ix, sw__ctx *c, const float *q, co
     return n;
 }
 
-size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
+size_t sw__search_layer(const sw_index *ix, sw__ctx *c, const void *q, const sw__cand *seeds,
                         size_t nseeds, size_t ef, int layer, uint32_t exclude) {
     return walk(ix, c, q, seeds, nseeds, ef, ef, layer, exclude, NULL);
 }
 
-size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const float *q, const sw__cand *seeds,
+size_t sw__search_layer_acc(const sw_index *ix, sw__ctx *c, const void *q, const sw__cand *seeds,
                             size_t nseeds, size_t ef, size_t cap, const sw__filter *acc) {
     return walk(ix, c, q, seeds, nseeds, ef, cap, 0, SW__NONE, acc);
 }
 
 /* ==== Greedy descent (Algorithm 2, ef = 1) ==== */
 
-size_t sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) {
+size_t sw__greedy(const sw_index *ix, const void *q, sw__cand *cur, int layer) {
     uint32_t ids[SW_MAX_M0];
     const void *vec[SW_MAX_M0];
     const uint32_t maxdeg = sw__max_degree(ix, layer), lim = sw__link_limit(ix);
@@ -270,7 +272,7 @@ size_t sw__greedy(const sw_index *ix, const float *q, sw__cand *cur, int layer) 
         }
         computed += n;
         for (uint32_t j = 0; j < n; j++) {
-            float d = ix->dist(q, vec[j], ix->dim);
+            float d = ix->dist(q, vec[j], ix->code_n);
             if (d < cur->dist) {
                 cur->dist = d;
                 cur->id = ids[j];
@@ -318,9 +320,9 @@ static size_t upper_width(const sw_index *ix, const sw__filter *f, size_t ef) {
 /* Descend from the entry point to layer 1; the seeds for layer 0 go to
  * seeds[0..return) (room for SW_MAX_EF_UPPER).  Adds the distances it
  * computed to *ndist, or to c->ndist with the layer searches. */
-static size_t descend(const sw_index *ix, sw__ctx *c, const float *q, uint32_t entry, int top,
+static size_t descend(const sw_index *ix, sw__ctx *c, const void *q, uint32_t entry, int top,
                       size_t width, sw__cand *seeds, uint64_t *ndist) {
-    seeds[0] = (sw__cand){ix->dist(q, sw__vec(ix, entry), ix->dim), entry};
+    seeds[0] = (sw__cand){ix->dist(q, sw__vec(ix, entry), ix->code_n), entry};
     (*ndist)++;
     if (width <= 1) {
         for (int l = top; l > 0; l--) *ndist += sw__greedy(ix, q, &seeds[0], l);
@@ -373,6 +375,9 @@ sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__fi
     if (p->ef_upper > SW_MAX_EF_UPPER)
         return sw__fail(SW_EEF, "%s: ef_upper is %u, at most %u", fn, p->ef_upper, SW_MAX_EF_UPPER);
     f->ef_upper = p->ef_upper;
+    if (p->rerank > SW_MAX_RERANK)
+        return sw__fail(SW_EINVAL, "%s: rerank is %u, at most %u", fn, p->rerank, SW_MAX_RERANK);
+    f->rerank = p->rerank ? p->rerank : SW_DEFAULT_RERANK;
     f->stats = p->stats;
     f->fn = p->filter;
     f->fn_ctx = p->filter_ctx;
@@ -488,13 +493,20 @@ static inline bool scan_slot(const sw_index *ix, const sw__filter *f, size_t i, 
     return !f || !f->fn || f->fn(*sw__label_ptr(ix, *s), f->fn_ctx);
 }
 
-size_t sw__scan(const sw_index *ix, const float *q, size_t k, const sw__filter *f,
+/* The distance an exact scan gives slot s (see sw__scan). */
+static inline float exact_dist(const sw_index *ix, const sw__ctx *c, uint32_t s) {
+    if (ix->type == SW_TYPE_F32) return ix->dist(c->query, sw__vec(ix, s), ix->dim);
+    if (ix->has_full) return ix->fdist(c->query, sw__full(ix, s), ix->dim);
+    return sw__code_to_metric(ix, ix->dist(c->qv, sw__vec(ix, s), ix->code_n));
+}
+
+size_t sw__scan(const sw_index *ix, const sw__ctx *c, size_t k, const sw__filter *f,
                 sw__cand *h, uint64_t *scored) {
     size_t n = 0, size = scan_size(ix, f), scored_here = 0;
     uint32_t s;
     for (size_t i = 0; i < size; i++)
         if (scan_slot(ix, f, i, &s)) {
-            heap_offer(h, &n, k, (sw__cand){ix->dist(q, sw__vec(ix, s), ix->dim), s});
+            heap_offer(h, &n, k, (sw__cand){exact_dist(ix, c, s), s});
             scored_here++;
         }
     if (scored) *scored += scored_here;
@@ -542,9 +554,16 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
     size_t live = sw__live(ix);
     bool filtered = dead || f->fn || f->has_allow;
     if (ef > count) ef = count ? count : 1;
+    /* Candidates re-scored with full-precision copies (quant.c): the
+     * best rerank x k of the ef the walk keeps; k without copies. */
+    size_t rr = k;
+    if (ix->has_full) {
+        rr = (size_t)f->rerank * k;
+        if (rr / k != f->rerank || rr > ef) rr = ef > k ? ef : k;
+    }
     /* Pinned (sw__ctx_acquire) before anything reads a slot: the planner's
      * sample calls the filter on labels. */
-    sw__ctx *c = sw__ctx_acquire(ix, ef, filtered ? k : 0);
+    sw__ctx *c = sw__ctx_acquire(ix, ef, filtered ? rr : 0);
     if (!c) return SW_ENOMEM;
 
     /* Plan: walk (pool cap) or scan. */
@@ -573,16 +592,16 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
     if (c->pool_cap < cap || c->expanded_cap < cap) {
         /* a larger pool than the plain walk's: trade the context in */
         sw__ctx_release(ix, c);
-        if (!(c = sw__ctx_acquire(ix, cap, k))) return SW_ENOMEM;
+        if (!(c = sw__ctx_acquire(ix, cap, rr))) return SW_ENOMEM;
     }
-    sw_status st = sw__prepare_vector(ix, query, c->query);
+    sw_status st = sw__ctx_query(ix, c, query);
     if (st != SW_OK) goto done;
 
     sw_index *mix = (sw_index *)ix;
     uint64_t ndist = 0; /* for f->stats: the walk's own count is c->ndist */
     c->ndist = c->nhops = 0;
     sw__gate_enter(&mix->gate);
-    const float *q = c->query;
+    const void *q = c->qv;
     int top;
     uint32_t entry = sw__top(ix, &top);
     if (entry != SW__NONE && !scan) {
@@ -590,27 +609,28 @@ sw_status sw__search_one(const sw_index *ix, const float *query, size_t k, size_
         size_t ns = descend(ix, c, q, entry, top, upper_width(ix, f, ef), seeds, &ndist);
         if (!filtered) {
             size_t n = sw__search_layer(ix, c, q, seeds, ns, ef, 0, SW__NONE);
+            if (n > rr) n = rr;
+            sw__rerank(ix, c->query, c->pool, n);
             if (n > k) n = k;
             sw__emit(ix, c->pool, n, labels, distances);
             *n_found = n;
         } else {
             size_t n = sw__search_layer_acc(ix, c, q, seeds, ns, ef, cap, f);
             size_t got = 0;
-            for (size_t i = 0; i < n && got < k; i++) {
-                if (!(c->expanded[i] & ACCEPTED)) continue;
-                if (labels) labels[got] = *sw__label_ptr(ix, c->pool[i].id);
-                if (distances) distances[got] = c->pool[i].dist;
-                got++;
-            }
-            *n_found = got;
+            for (size_t i = 0; i < n && got < rr; i++)
+                if (c->expanded[i] & ACCEPTED) c->work[got++] = c->pool[i];
+            sw__rerank(ix, c->query, c->work, got);
             scan = got < k; /* too few: the exact scan settles it */
+            if (got > k) got = k;
+            sw__emit(ix, c->work, got, labels, distances);
+            *n_found = got;
         }
     }
     sw__gate_leave(&mix->gate);
     if (scan && entry != SW__NONE) {
         /* the scan's heap lives in the work array: k entries */
         sw__gate_enter(&mix->gate);
-        size_t n = sw__scan(ix, q, k, f, c->work, &ndist);
+        size_t n = sw__scan(ix, c, k, f, c->work, &ndist);
         sw__emit(ix, c->work, n, labels, distances);
         *n_found = n;
         sw__gate_leave(&mix->gate);
@@ -707,10 +727,10 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
     sw__ctx *c = sw__ctx_acquire(ix, ef, 0);
     if (!c) return SW_ENOMEM;
     cbuf res = {0}, queue = {0};
-    sw_status st = sw__prepare_vector(ix, query, c->query);
+    sw_status st = sw__ctx_query(ix, c, query);
     if (st != SW_OK) goto done;
     sw_index *mix = (sw_index *)ix;
-    const float *q = c->query;
+    const void *q = c->qv;
     sw__gate_enter(&mix->gate);
     int top;
     uint32_t entry = sw__top(ix, &top);
@@ -724,6 +744,7 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
         sw__ctx_new_epoch(c);
         for (size_t i = 0; i < n && ok; i++) {
             sw__cand e = c->pool[i];
+            e.dist = sw__code_to_metric(ix, e.dist);
             if (e.dist > radius) break; /* the pool is sorted */
             sw__visit(c, e.id);
             ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, f, e.id) || cbuf_push(ix, &res, e));
@@ -735,11 +756,23 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
             for (uint32_t j = 1; j <= deg && ok; j++) {
                 uint32_t nb = SW__LOAD(&links[j]);
                 if (SW__UNLIKELY(nb >= lim) || !sw__visit(c, nb)) continue;
-                sw__cand e = {ix->dist(q, sw__vec(ix, nb), ix->dim), nb};
+                float d = ix->dist(q, sw__vec(ix, nb), ix->code_n);
+                sw__cand e = {sw__code_to_metric(ix, d), nb};
                 if (e.dist > radius) continue;
                 ok = cbuf_push(ix, &queue, e) && (!sw__accepts(ix, f, nb) || cbuf_push(ix, &res, e));
             }
         }
+    }
+    if (ok && ix->has_full) {
+        /* The flood followed code distances; results are those the full-
+         * precision copies put in range. */
+        size_t kept = 0;
+        for (size_t i = 0; i < res.n; i++) {
+            sw__cand e = res.v[i];
+            e.dist = ix->fdist(c->query, sw__full(ix, e.id), ix->dim);
+            if (e.dist <= radius) res.v[kept++] = e;
+        }
+        res.n = kept;
     }
     if (ok) emit_range(ix, &res, max_count, labels, distances, n_found);
     sw__gate_leave(&mix->gate);
@@ -796,14 +829,14 @@ sw_status sw_search_range_exact(const sw_index *ix, const float *query, size_t d
         st = SW_ENOMEM;
         goto done;
     }
-    if ((st = sw__prepare_vector(ix, query, c->query)) != SW_OK) goto done;
+    if ((st = sw__ctx_query(ix, c, query)) != SW_OK) goto done;
     sw__gate_enter(&((sw_index *)ix)->gate);
     bool ok = true;
     size_t n = scan_size(ix, &f);
     uint32_t s;
     for (size_t i = 0; i < n && ok; i++) {
         if (!scan_slot(ix, &f, i, &s)) continue;
-        sw__cand e = {ix->dist(c->query, sw__vec(ix, s), ix->dim), s};
+        sw__cand e = {exact_dist(ix, c, s), s};
         if (e.dist <= radius) ok = cbuf_push(ix, &res, e);
     }
     if (ok) emit_range(ix, &res, max_count, labels, distances, n_found);

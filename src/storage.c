@@ -36,6 +36,15 @@ static size_t chunk_bytes(const sw_index *ix) {
     return sw__chunk_slots(ix) * ix->rec_bytes + sw__side_bytes(ix);
 }
 
+/* A chunk's full-precision copies. */
+static size_t full_bytes(const sw_index *ix) { return sw__chunk_slots(ix) * ix->vec_bytes; }
+
+/* Is p inside the file region the copies are mapped from? */
+static bool in_full_map(const sw_index *ix, const void *p) {
+    const char *lo = ix->full_map;
+    return lo && (const char *)p >= lo && (const char *)p < lo + ix->full_map_len;
+}
+
 static sw_status grow_dir(sw_index *ix) {
     size_t cap = ix->dir_cap ? ix->dir_cap * 2 : 8;
     if (ix->retired_n == ix->retired_cap) {
@@ -65,6 +74,15 @@ sw_status sw__storage_reserve(sw_index *ix, size_t n) {
         }
         char *c = sw__alloc(&ix->mem, chunk_bytes(ix), SW__LINE);
         if (!c) return sw__fail(SW_ENOMEM, "allocating a chunk of %zu bytes", chunk_bytes(ix));
+        /* A compressed index's full-precision copies: their own block, so
+         * the walk's records stay dense (quant.c). */
+        float *full = NULL;
+        if (ix->has_full && !(full = sw__alloc(&ix->mem, full_bytes(ix), SW__LINE))) {
+            sw__free(&ix->mem, c, chunk_bytes(ix));
+            return sw__fail(SW_ENOMEM, "allocating %zu bytes of full-precision vectors",
+                            full_bytes(ix));
+        }
+        ix->dir[ix->nchunks].full = full;
         /* Only the side arrays need zeroing: a record is written in full
          * before its slot is counted. */
         size_t recs = sw__chunk_slots(ix) * ix->rec_bytes;
@@ -101,6 +119,8 @@ void sw__storage_free(sw_index *ix) {
         if (l > 0) sw__upper_free(ix, *sw__upper_ptr(ix, s), l);
     }
     for (size_t i = 0; i < ix->nchunks; i++) {
+        if (ix->dir[i].full && !in_full_map(ix, ix->dir[i].full))
+            sw__free(&ix->mem, ix->dir[i].full, full_bytes(ix));
         if (ix->map) /* records in the mapping, side arrays apart */
             sw__free(&ix->mem, ix->dir[i].side, sw__side_bytes(ix));
         else
@@ -115,7 +135,8 @@ void sw__storage_free(sw_index *ix) {
     }
     sw__free(&ix->mem, ix->retired, ix->retired_cap * sizeof(void *));
     if (ix->map) munmap(ix->map, ix->map_len);
-    ix->map = NULL;
+    if (ix->full_map && ix->full_map != ix->map) munmap(ix->full_map, ix->full_map_len);
+    ix->map = ix->full_map = NULL;
     ix->dir = NULL;
     ix->nchunks = ix->dir_cap = ix->retired_n = ix->retired_cap = 0;
 }
@@ -134,6 +155,7 @@ void sw__upper_free(sw_index *ix, uint32_t *p, int level) {
 size_t sw__ctx_bytes(const sw__ctx *c) {
     return sizeof *c + c->visited_cap * sizeof *c->visited + c->pool_cap * sizeof *c->pool +
            c->expanded_cap + c->work_cap * sizeof *c->work + c->dim * sizeof(float) +
+           2 * c->qcode_bytes +
            (sizeof *c->extra << SW__EXTRA_BITS);
 }
 
@@ -145,6 +167,8 @@ static void ctx_free(const sw_index *ix, sw__ctx *c) {
     sw__free(m, c->expanded, c->expanded_cap);
     sw__free(m, c->work, c->work_cap * sizeof *c->work);
     sw__free(m, c->query, c->dim * sizeof(float));
+    sw__free(m, c->qcode, c->qcode_bytes);
+    sw__free(m, c->nq, c->qcode_bytes);
     sw__free(m, c->extra, sizeof *c->extra << SW__EXTRA_BITS);
     sw__free(m, c, sizeof *c);
 }
@@ -177,6 +201,12 @@ sw__ctx *sw__ctx_acquire(const sw_index *ix, size_t pool, size_t work) {
         c->dim = ix->dim;
         c->query = sw__alloc(m, ix->vec_bytes, SW__LINE);
         if (!c->query) goto fail;
+        if (ix->qcode_bytes) {
+            c->qcode_bytes = ix->qcode_bytes;
+            c->qcode = sw__alloc(m, c->qcode_bytes, SW__LINE);
+            c->nq = sw__alloc(m, c->qcode_bytes, SW__LINE);
+            if (!c->qcode || !c->nq) goto fail;
+        }
         c->extra = sw__calloc(m, sizeof *c->extra << SW__EXTRA_BITS, SW__LINE);
         if (!c->extra) goto fail;
         /* On the list of all contexts for good: the recycler reads pins

@@ -438,7 +438,9 @@ TEST(persist_crafted_header_refused)
     REFUSE("header size 127", PUT32(TU_V4_HEADER_SIZE, 127));
     REFUSE("header size 129", PUT32(TU_V4_HEADER_SIZE, 129));
     REFUSE("header size 256", PUT32(TU_V4_HEADER_SIZE, 256));
-    NEWER("required feature bit 0", PUT32(TU_V4_REQUIRED, 1));
+    NEWER("required feature bit 1", PUT32(TU_V4_REQUIRED, 2));
+    /* bit 0 says the records hold codes: a float32 file must not set it */
+    REFUSE("required feature bit 0 on a float32 file", PUT32(TU_V4_REQUIRED, 1));
     NEWER("required feature bit 31", PUT32(TU_V4_REQUIRED, 0x80000000u));
     REFUSE("first reserved byte", c[TU_V4_RESERVED] = 1);
     REFUSE("last reserved byte", c[TU_V4_HEADER_CRC - 1] = 0x80);
@@ -456,7 +458,8 @@ TEST(persist_crafted_header_refused)
     REFUSE("metric 4", PUT32(TU_V4_METRIC, 4));
     REFUSE("metric 9", PUT32(TU_V4_METRIC, 9));
     REFUSE("metric 0xffffffff", PUT32(TU_V4_METRIC, UINT32_MAX));
-    REFUSE("element type 1", PUT32(TU_V4_ELEM, 1));
+    REFUSE("element type 1 without required feature bit 0", PUT32(TU_V4_ELEM, 1));
+    REFUSE("element type 5", PUT32(TU_V4_ELEM, 5));
     REFUSE("element type 0x80000000", PUT32(TU_V4_ELEM, 0x80000000u));
     REFUSE("M 1", PUT32(TU_V4_M, SW_MIN_M - 1));
     REFUSE("M 0", PUT32(TU_V4_M, 0));
