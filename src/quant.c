@@ -98,6 +98,28 @@ sw_status sw__quant_check(const sw_options *o) {
     return SW_OK;
 }
 
+/* L1 on halves and int8 codes: the SIMD files have no such kernels (L1 is
+ * the rare metric), so these portable loops stand in; the integer one is
+ * exact. */
+static float l1_f16(const void *a, const void *b, size_t n) {
+    const uint16_t *x = a, *y = b;
+    float s = 0;
+    for (size_t i = 0; i < n; i++) s += fabsf(sw__f16_to_f32(x[i]) - sw__f16_to_f32(y[i]));
+    return s;
+}
+static void l1_f16_4(const void *q, const void *const *v, size_t n, float *out) {
+    for (int i = 0; i < 4; i++) out[i] = l1_f16(q, v[i], n);
+}
+static float l1_i8(const void *a, const void *b, size_t n) {
+    const int8_t *x = a, *y = b;
+    uint32_t s = 0;
+    for (size_t i = 0; i < n; i++) s += (uint32_t)abs((int)x[i] - (int)y[i]);
+    return (float)s;
+}
+static void l1_i8_4(const void *q, const void *const *v, size_t n, float *out) {
+    for (int i = 0; i < 4; i++) out[i] = l1_i8(q, v[i], n);
+}
+
 sw_status sw__quant_init(sw_index *ix, const sw_options *o) {
     ix->type = o->type;
     ix->keep = o->keep;
@@ -141,8 +163,13 @@ sw_status sw__quant_init(sw_index *ix, const sw_options *o) {
         return SW_OK;
     }
     ix->qcode_bytes = round_up(ix->code_bytes, SW__LINE);
-    ix->dist = sw__kernel(et, k, NULL);
-    ix->dist4 = sw__kernel4(et, k, NULL);
+    if (k == SW__K_L1) {
+        ix->dist = et == SW__ET_F16 ? l1_f16 : l1_i8;
+        ix->dist4 = et == SW__ET_F16 ? l1_f16_4 : l1_i8_4;
+    } else {
+        ix->dist = sw__kernel(et, k, NULL);
+        ix->dist4 = sw__kernel4(et, k, NULL);
+    }
     return SW_OK;
 }
 

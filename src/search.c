@@ -371,13 +371,14 @@ static size_t descend(const sw_index *ix, sw__ctx *c, const void *q, uint32_t en
 sw_status sw__filter_build(const sw_index *ix, const sw_search_params *p, sw__filter *f,
                            const char *fn) {
     memset(f, 0, sizeof *f);
+    f->rerank = SW_DEFAULT_RERANK;
     if (!p) return SW_OK;
     if (p->ef_upper > SW_MAX_EF_UPPER)
         return sw__fail(SW_EEF, "%s: ef_upper is %u, at most %u", fn, p->ef_upper, SW_MAX_EF_UPPER);
     f->ef_upper = p->ef_upper;
     if (p->rerank > SW_MAX_RERANK)
         return sw__fail(SW_EINVAL, "%s: rerank is %u, at most %u", fn, p->rerank, SW_MAX_RERANK);
-    f->rerank = p->rerank ? p->rerank : SW_DEFAULT_RERANK;
+    if (p->rerank) f->rerank = p->rerank;
     f->stats = p->stats;
     f->fn = p->filter;
     f->fn_ctx = p->filter_ctx;
