@@ -194,7 +194,7 @@ static int train_rows(sw_index *ix, const cli_matrix *m, int quiet) {
                    m->dim * sizeof *sample);
         rows = sample;
     }
-    if (!quiet) fprintf(stderr, "training the %s quantizer on %zu rows\n", cli_type_name(o.type), n);
+    double t0 = cli_now();
     sw_status st = sw_train(ix, rows, n, m->dim);
     free(sample);
     if (st != SW_OK) {
@@ -202,6 +202,9 @@ static int train_rows(sw_index *ix, const cli_matrix *m, int quiet) {
         /* the one refusal a good command line can meet: too few rows */
         return st == SW_EINVAL ? CLI_DATA : cli_exit_for(st);
     }
+    if (!quiet)
+        fprintf(stderr, "trained the %s quantizer on %zu rows in %.2f s\n", cli_type_name(o.type),
+                n, cli_now() - t0);
     return CLI_OK;
 }
 

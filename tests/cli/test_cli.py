@@ -734,7 +734,7 @@ def quantized_types(tmp):
     write_bin(qf, rows[:10], "f")
     index = p("i8.sw")
     _, err = run("build", base, "-o", index, "--type", "int8", "--keep", "disk", "-j", 2)
-    check("training the int8 quantizer on 1500 rows" in err and "int8" in err.splitlines()[-1],
+    check("trained the int8 quantizer on 1500 rows" in err and "int8" in err.splitlines()[-1],
           f"build summary: {err!r}")
     i = info(index)
     check((i["element_type"], i["keep"], i["trained"], i["count"]) == ("int8", "disk", True, 1500),
