@@ -127,7 +127,8 @@ typedef struct cli_args {
     size_t npos;
     const char *out;        /* -o FILE */
     cli_format format;      /* --format */
-    sw_options opt;         /* --metric, -M, --M0, --ef-construction, --ef-search, --seed */
+    sw_options opt;         /* --metric, -M, --M0, --ef-construction, --ef-search, --seed,
+                               --type, --keep, --pq-m */
     int metric_set;
     size_t threads;         /* -j; 0 = every CPU */
     const char *labels;     /* --labels FILE */
@@ -135,6 +136,7 @@ typedef struct cli_args {
     size_t k;               /* -k */
     int k_set;
     const char *ef;         /* --ef: one value (query) or a list (bench) */
+    uint32_t rerank;        /* --rerank; 0 = the library's default */
     const char *vector;     /* --vector */
     const char *gt;         /* --gt FILE */
     const char *distances;  /* --distances FILE */
@@ -154,6 +156,8 @@ int cli_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint
 int cli_open_index(const char *path, int writable, sw_index **out);
 
 const char *cli_metric_name(sw_metric m);
+const char *cli_type_name(sw_type t); /* "f32", "f16", "int8", "binary", "pq" */
+const char *cli_keep_name(sw_keep k); /* "memory", "disk", "none" */
 
 /* Print s as a JSON string, quoted and escaped, on stdout. */
 void cli_json_string(const char *s);

@@ -93,24 +93,36 @@ int cli_cmd_info(const cli_args *a) {
         printf("{\"file\": ");
         cli_json_string(path);
         printf(", \"file_bytes\": %llu, \"format_version\": %u, \"opened\": \"%s\", "
-               "\"dim\": %zu, \"metric\": \"%s\", \"element_type\": \"f32\", \"M\": %u, "
+               "\"dim\": %zu, \"metric\": \"%s\", \"element_type\": \"%s\", \"keep\": \"%s\", "
+               "\"pq_m\": %u, \"trained\": %s, \"M\": %u, "
                "\"M0\": %u, \"ef_construction\": %u, \"ef_search\": %u, \"seed\": %llu, "
                "\"count\": %llu, \"deleted\": %llu, \"free_slots\": %llu, \"layers\": %u, "
                "\"entry_label\": %lld, \"metadata_bytes\": %zu, \"memory_bytes\": %zu, "
-               "\"memory_mapped\": %zu, \"simd\": \"%s\", \"library\": \"%s\"}\n",
+               "\"memory_full\": %zu, \"memory_mapped\": %zu, \"saturated\": %llu, "
+               "\"simd\": \"%s\", \"library\": \"%s\"}\n",
                fsize, version, sw_is_readonly(ix) ? "mapped" : "loaded", sw_dim(ix),
-               cli_metric_name(o.metric), o.M, o.M0, o.ef_construction, o.ef_search,
+               cli_metric_name(o.metric), cli_type_name(o.type), cli_keep_name(o.keep),
+               o.type == SW_TYPE_PQ ? o.pq_m : 0, sw_is_trained(ix) ? "true" : "false", o.M,
+               o.M0, o.ef_construction, o.ef_search,
                (unsigned long long)o.seed, (unsigned long long)s.count,
                (unsigned long long)s.deleted, (unsigned long long)s.free_slots, s.layers,
                s.entry_label == SW_NO_LABEL ? -1LL : (long long)s.entry_label, meta,
-               s.memory_bytes, s.memory_mapped, sw_simd_name(), sw_version());
+               s.memory_bytes, s.memory_full, s.memory_mapped, (unsigned long long)s.saturated,
+               sw_simd_name(), sw_version());
     } else {
         printf("file             %s\n", path);
         printf("file size        %llu bytes (%.1f MiB)\n", fsize, mib((size_t)fsize));
         printf("format version   %u (%s)\n", version, opened);
         printf("dimension        %zu\n", sw_dim(ix));
         printf("metric           %s\n", cli_metric_name(o.metric));
-        printf("element type     f32\n");
+        printf("element type     %s", cli_type_name(o.type));
+        if (o.type == SW_TYPE_PQ) printf(" (%u sub-quantizers)", o.pq_m);
+        if (!sw_is_trained(ix)) printf(" (not trained)");
+        printf("\n");
+        if (o.type != SW_TYPE_F32)
+            printf("full vectors     %s\n", o.keep == SW_KEEP_MEMORY ? "kept in memory"
+                                             : o.keep == SW_KEEP_DISK ? "kept in the file (disk)"
+                                                                      : "not kept (none)");
         printf("M / M0           %u / %u\n", o.M, o.M0);
         printf("ef_construction  %u\n", o.ef_construction);
         printf("ef (search)      %u\n", o.ef_search);
@@ -122,8 +134,12 @@ int cli_cmd_info(const cli_args *a) {
             printf("entry point      label %llu\n", (unsigned long long)s.entry_label);
         printf("metadata         %zu bytes\n", meta);
         printf("memory           %.1f MiB in memory", mib(s.memory_bytes));
+        if (s.memory_full) printf(" (%.1f MiB of it full vectors)", mib(s.memory_full));
         if (s.memory_mapped) printf(", %.1f MiB of the file mapped", mib(s.memory_mapped));
         printf("\n");
+        if (o.type == SW_TYPE_I8)
+            printf("saturated        %llu components clamped since opened\n",
+                   (unsigned long long)s.saturated);
         printf("SIMD             %s\n", sw_simd_name());
         printf("library          %s\n", sw_version());
     }
@@ -147,6 +163,8 @@ int cli_cmd_stats(const cli_args *a) {
         return CLI_FAIL;
     }
     sw_status st = sw_get_stats(ix, s);
+    sw_options o;
+    sw_get_options(ix, &o);
     sw_free(ix);
     if (st != SW_OK) {
         cli_error("stats of %s: %s", path, sw_last_error());
@@ -159,7 +177,8 @@ int cli_cmd_stats(const cli_args *a) {
                "\"duplicate_links\": %llu, \"dangling_links\": %llu, \"overfull_lists\": %llu, "
                "\"memory\": {\"total\": %zu, \"vectors\": %zu, \"links0\": %zu, \"upper\": %zu, "
                "\"labels\": %zu, \"scratch\": %zu, \"other\": %zu, \"mapped\": %zu}, "
-               "\"layer\": [",
+               "\"element_type\": \"%s\", \"keep\": \"%s\", \"pq_m\": %u, "
+               "\"memory_full\": %zu, \"saturated\": %llu, \"layer\": [",
                (unsigned long long)s->count, (unsigned long long)s->deleted,
                (unsigned long long)s->free_slots, s->layers,
                s->entry_label == SW_NO_LABEL ? -1LL : (long long)s->entry_label,
@@ -167,7 +186,9 @@ int cli_cmd_stats(const cli_args *a) {
                (unsigned long long)s->duplicate_links, (unsigned long long)s->dangling_links,
                (unsigned long long)s->overfull_lists, s->memory_bytes, s->memory_vectors,
                s->memory_links0, s->memory_upper, s->memory_labels, s->memory_scratch,
-               s->memory_other, s->memory_mapped);
+               s->memory_other, s->memory_mapped, cli_type_name(o.type), cli_keep_name(o.keep),
+               o.type == SW_TYPE_PQ ? o.pq_m : 0, s->memory_full,
+               (unsigned long long)s->saturated);
         for (uint32_t l = 0; l < s->layers && l < SW_MAX_LAYERS; l++) {
             const sw_layer_stats *y = &s->layer[l];
             printf("%s{\"nodes\": %llu, \"edges\": %llu, \"min_degree\": %u, \"mean_degree\": "
@@ -208,6 +229,15 @@ int cli_cmd_stats(const cli_args *a) {
                s->memory_vectors, s->memory_links0, s->memory_upper, s->memory_labels,
                s->memory_scratch, s->memory_other);
         printf("mapped     %12zu bytes of the file (not in memory above)\n", s->memory_mapped);
+        printf("\nstorage    %s", cli_type_name(o.type));
+        if (o.type == SW_TYPE_PQ) printf(", %u sub-quantizers", o.pq_m);
+        if (o.type != SW_TYPE_F32)
+            printf(", full vectors kept: %s, %zu bytes of them in memory (part of vectors)",
+                   cli_keep_name(o.keep), s->memory_full);
+        printf("\n");
+        if (o.type == SW_TYPE_I8)
+            printf("saturated  %12llu components clamped into the learned ranges since opened\n",
+                   (unsigned long long)s->saturated);
     }
     free(s);
     return finish_output();

@@ -361,6 +361,9 @@ int cli_cmd_bench(const cli_args *a) {
         goto done;
     }
     sw_search_params sp = sw_search_params_default();
+    sp.rerank = a->rerank;
+    sw_options o;
+    sw_get_options(ix, &o);
     size_t found;
     uint32_t maxef = 0;
     for (size_t e = 0; e < nef; e++)
@@ -396,9 +399,11 @@ int cli_cmd_bench(const cli_args *a) {
         }
     }
     if (mode == 0) {
-        printf("# %s: %zu vectors, dimension %zu, %s; %zu queries, k %zu, one thread, %s\n",
-               path, sw_count(ix), sw_dim(ix), cli_metric_name(sw_get_metric(ix)), q.n, k,
-               sw_simd_name());
+        printf("# %s: %zu vectors, dimension %zu, %s, %s", path, sw_count(ix), sw_dim(ix),
+               cli_metric_name(o.metric), cli_type_name(o.type));
+        if (o.type != SW_TYPE_F32 && o.keep != SW_KEEP_NONE)
+            printf(" (rerank %u)", a->rerank ? a->rerank : SW_DEFAULT_RERANK);
+        printf("; %zu queries, k %zu, one thread, %s\n", q.n, k, sw_simd_name());
         printf("# exact scan: %.2f ns per distance (the reference of the overhead column)\n",
                stream_ns);
         printf("%7s %10s %10s %9s %9s %9s %11s %8s %8s\n", "ef", "recall", "QPS", "p50 ms",
@@ -409,9 +414,11 @@ int cli_cmd_bench(const cli_args *a) {
     } else {
         printf("{\"index\": ");
         cli_json_string(path);
-        printf(", \"count\": %zu, \"queries\": %zu, \"k\": %zu, \"simd\": \"%s\", "
+        printf(", \"count\": %zu, \"queries\": %zu, \"k\": %zu, \"type\": \"%s\", "
+               "\"keep\": \"%s\", \"rerank\": %u, \"simd\": \"%s\", "
                "\"scan_ns_per_dist\": %.3f, \"rows\": [",
-               sw_count(ix), q.n, k, sw_simd_name(), stream_ns);
+               sw_count(ix), q.n, k, cli_type_name(o.type), cli_keep_name(o.keep),
+               a->rerank ? a->rerank : SW_DEFAULT_RERANK, sw_simd_name(), stream_ns);
     }
     for (size_t e = 0; e < nef; e++) {
         sw_search_stats cost = {0, 0, 0};

@@ -23,6 +23,14 @@
  *     index has grown by an eighth, whatever the chunk size, and build
  *     ends with sw_compact (on a new index, that pass alone) for the
  *     chunks after the last one.
+ *   - a compressed index (--type int8, binary, pq) is trained with
+ *     sw_train before the first chunk.  sw_add_batch would train on its
+ *     own batch, but only on one of SW_TRAIN_ROWS rows (SW_TRAIN_ROWS_PQ
+ *     for pq), and the chunks can be smaller; and a chunk is the start of
+ *     the file, which for data sorted by anything (a cluster, a date) is
+ *     not a fair sample.  So the whole file trains it when it has at most
+ *     65,536 rows, and 65,536 rows evenly spaced through it otherwise (as
+ *     many as the PQ k-means samples anyway).
  *   - query, bench, info, stats and verify open the index with
  *     sw_open_mmap: opening a million vectors takes tens of milliseconds
  *     instead of a second, and nothing can be changed by accident.  Old
@@ -94,6 +102,24 @@ size_t cli_online_cpus(void) {
     return n > 0 ? (size_t)n : 1;
 }
 
+const char *cli_type_name(sw_type t) {
+    switch (t) {
+    case SW_TYPE_F16: return "f16";
+    case SW_TYPE_I8: return "int8";
+    case SW_TYPE_BINARY: return "binary";
+    case SW_TYPE_PQ: return "pq";
+    default: return "f32";
+    }
+}
+
+const char *cli_keep_name(sw_keep k) {
+    switch (k) {
+    case SW_KEEP_DISK: return "disk";
+    case SW_KEEP_NONE: return "none";
+    default: return "memory";
+    }
+}
+
 const char *cli_metric_name(sw_metric m) {
     switch (m) {
     case SW_METRIC_IP: return "ip";
@@ -146,9 +172,47 @@ int cli_open_index(const char *path, int writable, sw_index **out) {
     return st == SW_ENOMEM ? CLI_FAIL : CLI_INDEX;
 }
 
+/* Rows a compressed index is trained on, at most (see the top). */
+#define TRAIN_SAMPLE 65536u
+
+/* Train an untrained index on m (or an even sample of it); nothing to do
+ * for one that is trained. */
+static int train_rows(sw_index *ix, const cli_matrix *m, int quiet) {
+    if (sw_is_trained(ix) || m->n == 0) return CLI_OK;
+    sw_options o;
+    sw_get_options(ix, &o);
+    size_t n = m->n < TRAIN_SAMPLE ? m->n : TRAIN_SAMPLE;
+    const float *rows = m->data;
+    float *sample = NULL;
+    if (n < m->n) {
+        if (!(sample = malloc(n * m->dim * sizeof *sample))) {
+            cli_error("out of memory for %zu training rows", n);
+            return CLI_FAIL;
+        }
+        for (size_t i = 0; i < n; i++) /* i * m->n fits: m->n * dim floats are in memory */
+            memcpy(sample + i * m->dim, m->data + (i * m->n / n) * m->dim,
+                   m->dim * sizeof *sample);
+        rows = sample;
+    }
+    double t0 = cli_now();
+    sw_status st = sw_train(ix, rows, n, m->dim);
+    free(sample);
+    if (st != SW_OK) {
+        cli_error("training the %s quantizer: %s", cli_type_name(o.type), sw_last_error());
+        /* the one refusal a good command line can meet: too few rows */
+        return st == SW_EINVAL ? CLI_DATA : cli_exit_for(st);
+    }
+    if (!quiet)
+        fprintf(stderr, "trained the %s quantizer on %zu rows in %.2f s\n", cli_type_name(o.type),
+                n, cli_now() - t0);
+    return CLI_OK;
+}
+
 /* Add rows in chunks, drawing progress. */
 static int add_rows(sw_index *ix, const uint64_t *labels, const cli_matrix *m, size_t threads,
                     const char *what, int quiet) {
+    int rc = train_rows(ix, m, quiet);
+    if (rc) return rc;
     size_t chunk = m->n / 100;
     if (chunk < 512) chunk = 512;
     if (chunk > 65536) chunk = 65536;
@@ -233,6 +297,11 @@ static int cmd_build(const cli_args *a) {
     }
     sw_options opt = a->opt;
     opt.dim = (uint32_t)m.dim;
+    if (opt.pq_m && m.dim % opt.pq_m) {
+        cli_error("--pq-m %u does not divide the dimension %zu of %s", opt.pq_m, m.dim, data);
+        rc = CLI_USAGE;
+        goto done;
+    }
     sw_status st = sw_create(&opt, &ix);
     if (st != SW_OK) {
         cli_error("%s", sw_last_error());
@@ -255,11 +324,14 @@ static int cmd_build(const cli_args *a) {
     if (!a->quiet) {
         sw_options o;
         sw_get_options(ix, &o);
-        fprintf(stderr,
-                "built %s: %zu vectors of dimension %zu, %s, M %u, ef_construction %u, "
-                "in %.2f s\n",
-                a->out, sw_count(ix), m.dim, cli_metric_name(o.metric), o.M, o.ef_construction,
-                t1 - t0);
+        fprintf(stderr, "built %s: %zu vectors of dimension %zu, %s, M %u, ef_construction %u, ",
+                a->out, sw_count(ix), m.dim, cli_metric_name(o.metric), o.M, o.ef_construction);
+        if (o.type != SW_TYPE_F32) {
+            fprintf(stderr, "%s", cli_type_name(o.type));
+            if (o.type == SW_TYPE_PQ) fprintf(stderr, " (m %u)", o.pq_m);
+            fprintf(stderr, ", full vectors kept: %s, ", cli_keep_name(o.keep));
+        }
+        fprintf(stderr, "in %.2f s\n", t1 - t0);
     }
 done:
     sw_free(ix);
@@ -493,6 +565,7 @@ static int cmd_query(const cli_args *a) {
     }
     sw_search_params sp = sw_search_params_default();
     sp.ef = (uint32_t)ef;
+    sp.rerank = a->rerank;
     sw_status st = SW_OK;
     if (a->exact) {
         for (size_t i = 0; i < q.n && st == SW_OK; i++)
@@ -548,7 +621,7 @@ done:
 enum {
     O_OUT, O_FORMAT, O_METRIC, O_TYPE, O_M, O_M0, O_EFC, O_EFS, O_SEED, O_THREADS, O_LABELS,
     O_LABEL, O_K, O_EF, O_VECTOR, O_EXACT, O_OFORMAT, O_GT, O_DIST, O_START, O_TOMB,
-    O_IGNMISS, O_QUIET, O_HELP, O_COUNT
+    O_IGNMISS, O_QUIET, O_HELP, O_KEEP, O_PQM, O_RERANK, O_COUNT
 };
 
 static const struct {
@@ -568,6 +641,8 @@ static const struct {
     [O_DIST] = {"distances", 0, 1},     [O_START] = {"start", 0, 1},
     [O_TOMB] = {"tombstone", 0, 0},     [O_IGNMISS] = {"ignore-missing", 0, 0},
     [O_QUIET] = {"quiet", 'q', 0},      [O_HELP] = {"help", 'h', 0},
+    [O_KEEP] = {"keep", 0, 1},          [O_PQM] = {"pq-m", 0, 1},
+    [O_RERANK] = {"rerank", 0, 1},
 };
 
 #define B(o) (1u << (o))
@@ -589,8 +664,8 @@ static const char exit_help[] =
 
 static const command commands[] = {
     {"build", cmd_build,
-     COMMON | B(O_OUT) | B(O_FORMAT) | B(O_METRIC) | B(O_TYPE) | B(O_M) | B(O_M0) | B(O_EFC) |
-         B(O_EFS) | B(O_SEED) | B(O_THREADS) | B(O_LABELS),
+     COMMON | B(O_OUT) | B(O_FORMAT) | B(O_METRIC) | B(O_TYPE) | B(O_KEEP) | B(O_PQM) | B(O_M) |
+         B(O_M0) | B(O_EFC) | B(O_EFS) | B(O_SEED) | B(O_THREADS) | B(O_LABELS),
      1, 1,
      "usage: smallworld build DATA -o INDEX [options]\n"
      "Build an index from a file of vectors and save it to INDEX.\n\n"
@@ -598,7 +673,17 @@ static const command commands[] = {
      "  --format FMT             the format of DATA (default: from its extension)\n"
      "  --labels FILE            one label per line (default: row numbers 0, 1, ...)\n"
      "  --metric l2|ip|cosine|l1 distance (default l2, squared Euclidean)\n"
-     "  --type f32               element type stored (only f32 for now)\n"
+     "  --type T                 element type stored and walked: f32 (default, exact),\n"
+     "                           f16 (2 bytes a dimension), int8 (1 byte; ranges learned\n"
+     "                           from the data), binary (1 bit; Hamming) or pq (product\n"
+     "                           quantization, --pq-m bytes a vector).  int8, binary and\n"
+     "                           pq are trained first, on up to 65,536 rows of DATA\n"
+     "  --keep memory|disk|none  compressed types: where the full-precision copies that\n"
+     "                           re-rank results live: in memory (default), in the index\n"
+     "                           file (mapped when it is opened), or nowhere (distances\n"
+     "                           are then estimates from the codes)\n"
+     "  --pq-m N                 pq: sub-quantizers, a divisor of the dimension (default:\n"
+     "                           the largest one not above dimension/8)\n"
      "  -M N                     links per node on upper layers (default 16)\n"
      "  --M0 N                   links per node on layer 0 (default 2*M)\n"
      "  --ef-construction N      candidate list while inserting (default 200)\n"
@@ -608,7 +693,7 @@ static const command commands[] = {
      "  -q, --quiet              no progress or summary\n"},
     {"query", cmd_query,
      COMMON | B(O_FORMAT) | B(O_K) | B(O_EF) | B(O_VECTOR) | B(O_EXACT) | B(O_OFORMAT) |
-         B(O_THREADS),
+         B(O_THREADS) | B(O_RERANK),
      1, 2,
      "usage: smallworld query INDEX QUERIES [options]\n"
      "       smallworld query INDEX --vector 'x1,x2,...' [options]\n"
@@ -617,11 +702,13 @@ static const command commands[] = {
      "  --ef N                   search ef (default: the index's; raised to k)\n"
      "  --vector V               one query, its numbers separated by commas or blanks\n"
      "  --exact                  brute force instead of the graph (ground truth)\n"
+     "  --rerank R               compressed types: re-score the best R x k candidates\n"
+     "                           with the full vectors (default 4; 1 .. 1000; at most ef)\n"
      "  --format FMT             the format of QUERIES (default: from its extension)\n"
      "  -O, --output-format F    text (default), jsonl or csv\n"
      "  -j, --threads N          search threads (default 0: every CPU)\n"},
     {"bench", cli_cmd_bench,
-     COMMON | B(O_FORMAT) | B(O_K) | B(O_EF) | B(O_GT) | B(O_OFORMAT), 2, 2,
+     COMMON | B(O_FORMAT) | B(O_K) | B(O_EF) | B(O_GT) | B(O_OFORMAT) | B(O_RERANK), 2, 2,
      "usage: smallworld bench INDEX QUERIES --gt GT [options]\n"
      "Sweep the search ef: recall@k against the ground truth, queries per second,\n"
      "p50/p95/p99 latency, one query at a time on one thread.\n\n"
@@ -629,6 +716,8 @@ static const command commands[] = {
      "                           labels of query i; see smallworld gt)\n"
      "  -k N                     recall@k (default 10)\n"
      "  --ef LIST                comma-separated ef values (default 10,16,32,64,128,256)\n"
+     "  --rerank R               compressed types: re-score the best R x k candidates\n"
+     "                           with the full vectors (default 4; 1 .. 1000; at most ef)\n"
      "  --format FMT             the format of QUERIES (default: from its extension)\n"
      "  -O, --output-format F    table (default), csv or json\n"
      "Each row also gives the distance evaluations per query (csv and json: and\n"
@@ -648,13 +737,14 @@ static const command commands[] = {
      "  -j, --threads N          threads (default 0: every CPU)\n"},
     {"info", cli_cmd_info, COMMON | B(O_OFORMAT), 1, 1,
      "usage: smallworld info INDEX [-O text|json]\n"
-     "Parameters, counts, memory, file size and format version, and the SIMD level\n"
-     "in use.\n"},
+     "Parameters (element type and where full vectors are kept among them), counts,\n"
+     "memory, file size and format version, and the SIMD level in use.\n"},
     {"stats", cli_cmd_stats, COMMON | B(O_OFORMAT), 1, 1,
      "usage: smallworld stats INDEX [-O text|json]\n"
      "The integrity report: per layer nodes, edges, min/mean/max degree, self,\n"
      "duplicate and dangling links, overfull lists, reciprocated links; nodes no\n"
-     "search reaches; memory by component.\n"},
+     "search reaches; memory by component (and of it the full-precision copies of a\n"
+     "compressed index); int8 components clamped into the learned ranges.\n"},
     {"verify", cli_cmd_verify, COMMON, 1, 1,
      "usage: smallworld verify INDEX\n"
      "Check every invariant of the index (every record read); exit 0 when all hold,\n"
@@ -724,6 +814,35 @@ static int parse_metric(const char *s, sw_metric *m) {
     return CLI_USAGE;
 }
 
+static int parse_type(const char *s, sw_type *t) {
+    /* the names info prints, and the Python package's */
+    static const struct {
+        const char *n;
+        sw_type t;
+    } names[] = {{"f32", SW_TYPE_F32},   {"float32", SW_TYPE_F32},   {"f16", SW_TYPE_F16},
+                 {"float16", SW_TYPE_F16}, {"int8", SW_TYPE_I8},   {"i8", SW_TYPE_I8},
+                 {"binary", SW_TYPE_BINARY}, {"pq", SW_TYPE_PQ}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(s, names[i].n) == 0) {
+            *t = names[i].t;
+            return CLI_OK;
+        }
+    }
+    cli_error("--type: '%s' is not an element type (f32, f16, int8, binary, pq)", s);
+    return CLI_USAGE;
+}
+
+static int parse_keep(const char *s, sw_keep *k) {
+    if (strcmp(s, "memory") == 0) *k = SW_KEEP_MEMORY;
+    else if (strcmp(s, "disk") == 0) *k = SW_KEEP_DISK;
+    else if (strcmp(s, "none") == 0) *k = SW_KEEP_NONE;
+    else {
+        cli_error("--keep: '%s' is not one of memory, disk, none", s);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
 /* Apply one option's value to the arguments. */
 static int apply(cli_args *a, int id, const char *name, const char *v) {
     uint64_t x;
@@ -737,18 +856,13 @@ static int apply(cli_args *a, int id, const char *name, const char *v) {
         }
         break;
     case O_METRIC: rc = parse_metric(v, &a->opt.metric); a->metric_set = 1; break;
-    case O_TYPE:
-        if (strcmp(v, "f32") != 0 && strcmp(v, "float32") != 0) {
-            if (!strcmp(v, "f16") || !strcmp(v, "bf16") || !strcmp(v, "u8") || !strcmp(v, "i8") ||
-                !strcmp(v, "int8") || !strcmp(v, "uint8") || !strcmp(v, "float16") ||
-                !strcmp(v, "bit") || !strcmp(v, "binary"))
-                cli_error("--type %s: the index stores float32 only for now; quantised storage "
-                          "is future work (issue 10). Inputs of any type are read as float32 "
-                          "with --type f32", v);
-            else
-                cli_error("--type: '%s' is not an element type (f32)", v);
-            rc = CLI_USAGE;
-        }
+    case O_TYPE: rc = parse_type(v, &a->opt.type); break;
+    case O_KEEP: rc = parse_keep(v, &a->opt.keep); break;
+    case O_PQM:
+        if (!(rc = cli_parse_u64(name, v, 1, SW_MAX_DIM, &x))) a->opt.pq_m = (uint32_t)x;
+        break;
+    case O_RERANK:
+        if (!(rc = cli_parse_u64(name, v, 1, SW_MAX_RERANK, &x))) a->rerank = (uint32_t)x;
         break;
     case O_M:
         if (!(rc = cli_parse_u64(name, v, SW_MIN_M, SW_MAX_M, &x))) a->opt.M = (uint32_t)x;
@@ -903,6 +1017,17 @@ int main(int argc, char **argv) {
     }
     if ((c->allowed & B(O_OUT)) && !a.out) {
         cli_error("%s: -o FILE is required", c->name);
+        return CLI_USAGE;
+    }
+    /* options that only make sense together, whatever their order */
+    if (a.opt.type == SW_TYPE_F32 && a.opt.keep != SW_KEEP_MEMORY) {
+        cli_error("%s: --keep %s needs a compressed --type (f16, int8, binary, pq): an f32 "
+                  "index's vectors are its full-precision copies",
+                  c->name, cli_keep_name(a.opt.keep));
+        return CLI_USAGE;
+    }
+    if (a.opt.pq_m && a.opt.type != SW_TYPE_PQ) {
+        cli_error("%s: --pq-m applies to --type pq only", c->name);
         return CLI_USAGE;
     }
     if (c->run == cli_cmd_bench && !a.gt) {

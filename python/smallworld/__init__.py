@@ -7,6 +7,11 @@ The native API is :class:`Index`::
     index.add(vectors)                      # labels default to 0, 1, 2, ...
     labels, distances = index.search(queries, k=10)
 
+Compressed storage: ``Index(dim, dtype="int8")`` (or "float16", "binary",
+"pq") walks the graph on compact codes and re-scores the best candidates
+with full-precision copies kept in memory, in the index file
+(``keep="disk"``) or not at all (``keep="none"``).
+
 For code written against hnswlib, ``import smallworld.hnswlib as hnswlib``
 gives the hnswlib 0.8 API on the same engine.
 
@@ -29,9 +34,10 @@ from typing import Any, Callable, Optional, Tuple, Union
 import numpy as np
 
 from . import _core
-from ._core import CorruptIndexError, ReadOnlyIndexError
+from ._core import CorruptIndexError, NotTrainedError, ReadOnlyIndexError
 
-__all__ = ["Index", "CorruptIndexError", "ReadOnlyIndexError", "NO_LABEL", "METRICS", "__version__", "simd"]
+__all__ = ["Index", "CorruptIndexError", "ReadOnlyIndexError", "NotTrainedError", "NO_LABEL",
+           "METRICS", "DTYPES", "KEEPS", "__version__", "simd"]
 
 __version__: str = _core.version
 #: The distance kernels in use on this CPU ("avx512", "avx2", "neon", ...).
@@ -41,6 +47,18 @@ NO_LABEL: int = _core.NO_LABEL
 #: Metric names and their library codes.
 METRICS = {"l2": 0, "ip": 1, "cosine": 2, "l1": 3}
 _METRIC_NAMES = {v: k for k, v in METRICS.items()}
+#: Stored element types (Index dtype) and their library codes (sw_type).
+DTYPES = {"float32": 0, "float16": 1, "int8": 2, "binary": 3, "pq": 4}
+_DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+#: Where a compressed index keeps full-precision copies (sw_keep).
+KEEPS = {"memory": 0, "disk": 1, "none": 2}
+_KEEP_NAMES = {v: k for k, v in KEEPS.items()}
+#: Largest re-rank factor of a search.
+MAX_RERANK: int = _core.MAX_RERANK
+#: Rows of a first add that trains an untrained index by itself (pq:
+#: TRAIN_ROWS_PQ); smaller first adds need Index.train first.
+TRAIN_ROWS: int = _core.TRAIN_ROWS
+TRAIN_ROWS_PQ: int = _core.TRAIN_ROWS_PQ
 
 # Input element types that are converted to float32 on the way in.
 _VECTOR_DTYPES = (np.float32, np.float64, np.float16, np.uint8, np.int8)
@@ -117,6 +135,34 @@ def _read_meta(blob: bytes) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def _dtype_name(dtype: Any) -> str:
+    """The DTYPES name of a dtype argument: one of its names, or numpy's
+    float32, float16 and int8 (as types or dtype objects)."""
+    if isinstance(dtype, str):
+        name = dtype
+    elif dtype is None:
+        name = None
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not a stored element type; choose one of "
+                         f"{', '.join(DTYPES)} (numpy float32, float16 and int8 also name "
+                         f"the first three)")
+    return name
+
+
+def _rerank(rerank: Optional[int]) -> int:
+    if rerank is None:
+        return 0
+    if (not isinstance(rerank, (int, np.integer)) or isinstance(rerank, bool)
+            or not 1 <= rerank <= MAX_RERANK):
+        raise ValueError(f"rerank must be an int in 1..{MAX_RERANK} or None (got {rerank!r})")
+    return int(rerank)
+
+
 def _threads(threads: Optional[int]) -> int:
     if threads is None:
         return 0
@@ -137,13 +183,31 @@ class Index:
         vectors are normalised on the way in) or "l1".
     M : links per node on the upper layers (layer 0 gets M0, default 2*M).
     ef_construction : candidate list size while inserting.
-    dtype : element type stored.  Only "float32" today; quantized types
-        come with the quantization work.  Input of any of float32, float64,
-        float16, uint8 and int8 is accepted and converted.
+    dtype : element type stored and walked: "float32" (exact, the default),
+        "float16" (2 bytes a dimension), "int8" (1 byte: each dimension's
+        range learned from the data), "binary" (1 bit: the sign around each
+        dimension's learned centre, compared by Hamming distance) or "pq"
+        (product quantization: ``pq_m`` bytes a vector).  numpy's float32,
+        float16 and int8 name the first three.  Whatever is stored, input
+        of float32, float64, float16, uint8 or int8 is accepted and
+        converted to float32 on the way in.  int8, binary and pq must be
+        trained before vectors go in: :meth:`train`, or a first ``add`` of
+        at least ``TRAIN_ROWS`` rows (``TRAIN_ROWS_PQ`` for pq), which
+        trains on them; a smaller first add raises NotTrainedError.
     seed : seed of the level generator (same data, same seed, one thread:
         the same graph).
     ef : default candidate list size of a search.
     M0 : links per node on layer 0 (None: 2*M).
+    keep : where a compressed index keeps its full-precision copies, which
+        searches use to re-score their best candidates (``rerank``):
+        "memory" (the default), "disk" (in the index file: after ``save``
+        and ``load`` they are mapped from it and cost page cache, not
+        process memory) or "none" (dropped: distances are estimates from
+        the codes and ``get`` returns the decoded approximation).  float32
+        keeps its vectors in memory and accepts only "memory".
+    pq_m : pq only: the number of sub-quantizers (bytes per vector), which
+        must divide ``dim``; None picks the largest divisor of dim not
+        above dim/8.
 
     Thread safety: searches, adds and deletes may run from many Python
     threads at once; the GIL is released inside each.  ``close()`` must not
@@ -151,12 +215,24 @@ class Index:
     """
 
     def __init__(self, dim: int, metric: str = "l2", M: int = 16, ef_construction: int = 200,
-                 dtype: str = "float32", seed: int = 100, ef: int = 64,
-                 M0: Optional[int] = None) -> None:
+                 dtype: Any = "float32", seed: int = 100, ef: int = 64,
+                 M0: Optional[int] = None, keep: str = "memory",
+                 pq_m: Optional[int] = None) -> None:
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {sorted(METRICS)}")
-        if dtype not in ("float32", np.float32) and getattr(dtype, "name", None) != "float32":
-            raise ValueError(f"dtype {dtype!r} is not supported yet; this version stores float32")
+        dname = _dtype_name(dtype)
+        if not isinstance(keep, str) or keep not in KEEPS:
+            raise ValueError(f"keep {keep!r} is not one of {', '.join(KEEPS)}")
+        if dname == "float32" and keep != "memory":
+            raise ValueError(f"keep={keep!r} needs a compressed dtype: a float32 index's "
+                             f"vectors are its full-precision copies (keep='memory')")
+        if pq_m is not None:
+            if dname != "pq":
+                raise ValueError(f"pq_m applies to dtype 'pq' only (dtype is {dname!r})")
+            if not isinstance(pq_m, (int, np.integer)) or isinstance(pq_m, bool) or pq_m < 1:
+                raise ValueError(f"pq_m must be a positive int or None (got {pq_m!r})")
+            if isinstance(dim, (int, np.integer)) and dim > 0 and dim % pq_m:
+                raise ValueError(f"pq_m {pq_m} does not divide dim {dim}")
         for name, v in (("dim", dim), ("M", M), ("ef_construction", ef_construction),
                         ("seed", seed), ("ef", ef)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
@@ -166,7 +242,8 @@ class Index:
         if M0 is not None and (not isinstance(M0, (int, np.integer)) or M0 < 0):
             raise ValueError("M0 must be a non-negative int or None")
         self._ix = _core.Index(int(dim), METRICS[metric], int(M), int(M0 or 0),
-                               int(ef_construction), int(ef), int(seed))
+                               int(ef_construction), int(ef), int(seed), DTYPES[dname],
+                               KEEPS[keep], int(pq_m or 0))
         self._next_label = 0
         self._meta: dict = {}  # saved with the index, as JSON (see save)
         # hands out default labels, and keeps delete's mark-then-compact
@@ -250,11 +327,30 @@ class Index:
                 self._next_label = top
         return lab
 
+    def train(self, vectors: ArrayLike) -> None:
+        """Train the quantizer of an int8, binary or pq index on ``vectors``
+        (n x dim; none of them is added).  int8 learns each dimension's
+        range, binary each dimension's centre, pq its codebooks (k-means
+        on at most 65,536 of the rows).  Needs 1 row (pq: 256); a sample
+        like the data to come trains best.  A float32 or float16 index
+        needs no training: nothing is done.  ValueError when already
+        trained or given too few rows.  The GIL is released meanwhile.
+        """
+        x, _ = _vectors(vectors, self.dim)
+        self._ix.train(x)
+
+    @property
+    def is_trained(self) -> bool:
+        """True when the index can take vectors: float32, float16, or a
+        trained quantizer."""
+        return self._ix.trained
+
     # ---- searching ----
 
     def search(self, queries: ArrayLike, k: int = 10, ef: Optional[int] = None,
                filter: Filter = None, threads: Optional[int] = None,
-               exact: bool = False, ef_upper: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+               exact: bool = False, ef_upper: Optional[int] = None,
+               rerank: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
         """The k nearest neighbours of each query.
 
         ``queries`` is nq x dim (or one vector).  ``filter`` restricts the
@@ -266,6 +362,11 @@ class Index:
         query after the other, on the calling thread).  ``ef_upper`` is the
         width of the descent through the upper layers (1: the paper's greedy
         descent; None: chosen by index size, see sw_search_params.ef_upper).
+        ``rerank`` (compressed dtypes): the best ``rerank * k`` candidates
+        of the walk (at most ef) are scored again with the full-precision
+        vectors and the k nearest by that returned, with exact distances
+        (None: the library's default, 4; 1..MAX_RERANK).  Ignored by
+        float32 and by ``keep="none"``.
 
         Returns (labels uint64, distances float32), each nq x k (k for a 1-D
         query), nearest first.  A row with fewer than k results (a small
@@ -275,14 +376,14 @@ class Index:
         bad = ~np.isfinite(q).all(axis=1)
         if bad.any():
             raise ValueError(f"query {int(np.argmax(bad))} contains NaN or infinity")
-        labels, dists, _ = self._search(q, k, ef, filter, threads, exact, ef_upper)
+        labels, dists, _ = self._search(q, k, ef, filter, threads, exact, ef_upper, rerank)
         if single:
             return labels[0], dists[0]
         return labels, dists
 
     def _search(self, q: np.ndarray, k: int, ef: Optional[int], filter: Filter,
-                threads: Optional[int], exact: bool,
-                ef_upper: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                threads: Optional[int], exact: bool, ef_upper: Optional[int] = None,
+                rerank: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """search on a checked float32 nq x dim array; also returns the
         number of results in each row."""
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool):
@@ -298,6 +399,7 @@ class Index:
         elif (not isinstance(ef_upper, (int, np.integer)) or isinstance(ef_upper, bool)
               or ef_upper < 1):
             raise ValueError(f"ef_upper must be a positive int or None (got {ef_upper!r})")
+        rr = _rerank(rerank)
         allow, fn = None, None
         if filter is not None:
             if callable(filter):
@@ -309,7 +411,7 @@ class Index:
         dists = np.empty((nq, k), dtype=np.float32)
         found = np.empty(nq, dtype=np.uint64)
         self._ix.search(q, int(k), int(ef), _threads(threads), allow, fn, labels, dists, found,
-                        bool(exact), int(ef_upper))
+                        bool(exact), int(ef_upper), rr)
         return labels, dists, found
 
     # ---- deleting ----
@@ -426,7 +528,20 @@ class Index:
 
     @property
     def dtype(self) -> str:
-        return "float32"
+        """The stored element type: "float32", "float16", "int8", "binary"
+        or "pq" (as saved with the index)."""
+        return _DTYPE_NAMES[self._ix.info()["type"]]
+
+    @property
+    def keep(self) -> str:
+        """Where full-precision copies live: "memory", "disk" or "none"."""
+        return _KEEP_NAMES[self._ix.info()["keep"]]
+
+    @property
+    def pq_m(self) -> Optional[int]:
+        """pq: the number of sub-quantizers; None for the other dtypes."""
+        i = self._ix.info()
+        return i["pq_m"] if i["type"] == DTYPES["pq"] else None
 
     @property
     def ef(self) -> int:
@@ -468,8 +583,28 @@ class Index:
         ``reciprocal_edges`` / ``reciprocal_share`` (sound links a->b
         where b also links to a, and their share of ``edges``).  Unlike
         ``verify`` it counts problems rather than stopping at the first.
+        Storage: ``type`` (the dtype's name), ``keep``, ``pq_m`` (0 but
+        for pq), ``memory_full`` (bytes of full-precision copies held in
+        memory, part of ``memory["vectors"]``; 0 for float32, keep "none"
+        and copies served from the file) and ``saturated`` (int8: vector
+        components clamped into the learned ranges since the index was
+        created or loaded).
         """
-        return self._ix.stats()
+        s = self._ix.stats()
+        s["type"] = _DTYPE_NAMES[s["type"]]
+        s["keep"] = _KEEP_NAMES[s["keep"]]
+        return s
+
+    def info(self) -> dict:
+        """The parameters and counts in one dict, cheaply (no graph pass):
+        ``dim``, ``metric``, ``M``, ``M0``, ``ef_construction``,
+        ``ef_search``, ``seed``, ``dtype``, ``keep``, ``pq_m``,
+        ``trained``, ``count``, ``deleted``, ``memory_bytes``."""
+        i = self._ix.info()
+        i["metric"] = _METRIC_NAMES[i["metric"]]
+        i["dtype"] = _DTYPE_NAMES[i.pop("type")]
+        i["keep"] = _KEEP_NAMES[i["keep"]]
+        return i
 
     def verify(self) -> bool:
         """Check the graph's invariants; True, or CorruptIndexError naming
@@ -496,8 +631,9 @@ class Index:
         if self._ix.closed:
             return "<smallworld.Index (closed)>"
         i = self._ix.info()
+        store = "" if i["type"] == 0 else f" dtype={_DTYPE_NAMES[i['type']]!r}"
         return (f"<smallworld.Index dim={i['dim']} metric={_METRIC_NAMES[i['metric']]!r} "
-                f"M={i['M']} count={i['count']}>")
+                f"M={i['M']}{store} count={i['count']}>")
 
     # ---- pickling: the saved file's bytes ----
 

@@ -29,7 +29,13 @@
  * message: ValueError for bad arguments, KeyError for an unknown label,
  * MemoryError, OSError for file errors, CorruptIndexError (a ValueError)
  * for a damaged or unsupported file, ReadOnlyIndexError (a PermissionError)
- * for a change to an index served from a mapped file.
+ * for a change to an index served from a mapped file, NotTrainedError (a
+ * RuntimeError: the call was fine, the index is not ready for it) for an
+ * add to a compressed index whose quantizer has not been trained.
+ *
+ * Element types and where full-precision copies live cross this layer as
+ * the library's enum values (small ints), as the metric does; the names
+ * ("int8", "disk") belong to __init__.py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -48,6 +54,7 @@ static PyObject *Py_NewRef(PyObject *o) {
 
 static PyObject *CorruptIndexError;
 static PyObject *ReadOnlyIndexError;
+static PyObject *NotTrainedError;
 
 typedef struct {
     PyObject_HEAD
@@ -73,6 +80,7 @@ static PyObject *raise_status(sw_status st) {
     case SW_EVERSION: type = CorruptIndexError; break;
     case SW_EFULL: type = PyExc_OverflowError; break;
     case SW_EREADONLY: type = ReadOnlyIndexError; break;
+    case SW_ENOTTRAINED: type = NotTrainedError; break;
     default: type = PyExc_ValueError; break;
     }
     const char *msg = sw_last_error();
@@ -175,15 +183,18 @@ static int u64_arg(PyObject *o, void *out) {
 }
 
 static PyObject *Index_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
-    static char *names[] = {"dim", "metric", "M", "M0", "ef_construction", "ef_search", "seed", NULL};
-    unsigned long long dim = 0, metric = 0, M = 16, M0 = 0, efc = 200, efs = 64, seed = 100;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O&O&O&O&O&O&", names, u64_arg, &dim, u64_arg,
-                                     &metric, u64_arg, &M, u64_arg, &M0, u64_arg, &efc, u64_arg,
-                                     &efs, u64_arg, &seed))
+    static char *names[] = {"dim",  "metric", "M",    "M0",   "ef_construction", "ef_search",
+                            "seed", "type",   "keep", "pq_m", NULL};
+    unsigned long long dim = 0, metric = 0, M = 16, M0 = 0, efc = 200, efs = 64, seed = 100,
+                       etype = SW_TYPE_F32, keep = SW_KEEP_MEMORY, pq_m = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O&O&O&O&O&O&O&O&O&", names, u64_arg, &dim,
+                                     u64_arg, &metric, u64_arg, &M, u64_arg, &M0, u64_arg, &efc,
+                                     u64_arg, &efs, u64_arg, &seed, u64_arg, &etype, u64_arg,
+                                     &keep, u64_arg, &pq_m))
         return NULL;
     sw_options o = sw_options_default();
     if (dim > UINT32_MAX || metric > 3 || M > UINT32_MAX || M0 > UINT32_MAX || efc > UINT32_MAX ||
-        efs > UINT32_MAX) {
+        efs > UINT32_MAX || etype > SW_TYPE_PQ || keep > SW_KEEP_NONE || pq_m > UINT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "a parameter is out of range");
         return NULL;
     }
@@ -194,6 +205,9 @@ static PyObject *Index_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     o.ef_construction = (uint32_t)efc;
     o.ef_search = (uint32_t)efs;
     o.seed = seed;
+    o.type = (sw_type)etype;
+    o.keep = (sw_keep)keep;
+    o.pq_m = (uint32_t)pq_m;
     IndexObject *self = (IndexObject *)type->tp_alloc(type, 0);
     if (!self) return NULL;
     sw_status st = sw_create(&o, &self->ix);
@@ -275,16 +289,41 @@ static PyObject *Index_add(IndexObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* train(vectors_f32): the quantizer learns from these rows; none is added. */
+static PyObject *Index_train(IndexObject *self, PyObject *args) {
+    PyObject *vo;
+    if (!PyArg_ParseTuple(args, "O", &vo)) return NULL;
+    if (check_open(self)) return NULL;
+    Py_buffer vb;
+    if (get_buf(vo, &vb, BUF_F32, 0, "vectors")) return NULL;
+    size_t dim = sw_dim(self->ix), n = dim ? buf_items(&vb) / dim : 0;
+    if (n * dim != buf_items(&vb)) {
+        PyBuffer_Release(&vb);
+        return PyErr_Format(PyExc_ValueError, "%zu values are not rows of dimension %zu",
+                            buf_items(&vb), dim);
+    }
+    sw_status st;
+    self->busy++;
+    Py_BEGIN_ALLOW_THREADS
+    st = sw_train(self->ix, vb.buf, n, dim);
+    Py_END_ALLOW_THREADS
+    self->busy--;
+    PyBuffer_Release(&vb);
+    if (st != SW_OK) return raise_status(st);
+    Py_RETURN_NONE;
+}
+
 /* ==== Searching ==== */
 
 /* search(queries, k, ef, threads, allow, filter, out_labels, out_dists,
- *        out_found, exact, ef_upper) — results into the caller's arrays. */
+ *        out_found, exact, ef_upper, rerank) — results into the caller's
+ *        arrays. */
 static PyObject *Index_search(IndexObject *self, PyObject *args) {
     PyObject *qo, *allowo, *fn, *lo, *do_, *fo;
-    Py_ssize_t k, ef, threads, ef_upper = 0;
+    Py_ssize_t k, ef, threads, ef_upper = 0, rerank = 0;
     int exact;
-    if (!PyArg_ParseTuple(args, "OnnnOOOOOp|n", &qo, &k, &ef, &threads, &allowo, &fn, &lo, &do_,
-                          &fo, &exact, &ef_upper))
+    if (!PyArg_ParseTuple(args, "OnnnOOOOOp|nn", &qo, &k, &ef, &threads, &allowo, &fn, &lo, &do_,
+                          &fo, &exact, &ef_upper, &rerank))
         return NULL;
     if (check_open(self)) return NULL;
     if (k < 1) return PyErr_Format(PyExc_ValueError, "k must be at least 1 (got %zd)", k);
@@ -293,6 +332,9 @@ static PyObject *Index_search(IndexObject *self, PyObject *args) {
     if (ef_upper < 0 || ef_upper > (Py_ssize_t)SW_MAX_EF_UPPER)
         return PyErr_Format(PyExc_ValueError, "ef_upper must be 0..%u (got %zd)", SW_MAX_EF_UPPER,
                             ef_upper);
+    if (rerank < 0 || rerank > (Py_ssize_t)SW_MAX_RERANK)
+        return PyErr_Format(PyExc_ValueError, "rerank must be 0..%u (got %zd)", SW_MAX_RERANK,
+                            rerank);
     if (threads < 0) threads = 0;
     if (fn != Py_None && !PyCallable_Check(fn))
         return PyErr_Format(PyExc_TypeError, "filter must be callable");
@@ -317,6 +359,7 @@ static PyObject *Index_search(IndexObject *self, PyObject *args) {
     sw_search_params p = sw_search_params_default();
     p.ef = (uint32_t)ef;
     p.ef_upper = (uint32_t)ef_upper;
+    p.rerank = (uint32_t)rerank;
     if (fn != Py_None) {
         p.filter = pyfilter_call;
         p.filter_ctx = &pf;
@@ -587,6 +630,14 @@ static PyObject *Index_get_metadata(IndexObject *self, PyObject *unused) {
 
 /* ==== Inspecting ==== */
 
+/* d[key] = v; -1 with an exception set on failure. */
+static int dict_set_u64(PyObject *d, const char *key, unsigned long long v) {
+    PyObject *o = PyLong_FromUnsignedLongLong(v);
+    int r = o ? PyDict_SetItemString(d, key, o) : -1;
+    Py_XDECREF(o);
+    return r;
+}
+
 static PyObject *Index_verify(IndexObject *self, PyObject *unused) {
     if (check_open(self)) return NULL;
     sw_status st;
@@ -662,6 +713,18 @@ static PyObject *Index_stats(IndexObject *self, PyObject *unused) {
         Py_XDECREF(layers);
         Py_XDECREF(memory);
     }
+    /* the quantized-storage fields (0.5), and the options they depend on */
+    sw_options o;
+    sw_status ost = r ? sw_get_options(self->ix, &o) : SW_OK;
+    if (ost != SW_OK) {
+        raise_status(ost);
+        Py_CLEAR(r);
+    } else if (r && (dict_set_u64(r, "type", o.type) || dict_set_u64(r, "keep", o.keep) ||
+                     dict_set_u64(r, "pq_m", o.pq_m) ||
+                     dict_set_u64(r, "memory_full", s->memory_full) ||
+                     dict_set_u64(r, "saturated", s->saturated))) {
+        Py_CLEAR(r);
+    }
     PyMem_Free(s);
     return r;
 }
@@ -673,12 +736,14 @@ static PyObject *Index_info(IndexObject *self, PyObject *unused) {
     sw_options o;
     sw_status st = sw_get_options(self->ix, &o);
     if (st != SW_OK) return raise_status(st);
-    return Py_BuildValue("{s:I,s:i,s:I,s:I,s:I,s:I,s:K,s:n,s:n,s:n}", "dim", o.dim, "metric",
-                         (int)o.metric, "M", o.M, "M0", o.M0, "ef_construction",
-                         o.ef_construction, "ef_search", o.ef_search, "seed",
+    return Py_BuildValue("{s:I,s:i,s:I,s:I,s:I,s:I,s:K,s:n,s:n,s:n,s:i,s:i,s:I,s:O}", "dim",
+                         o.dim, "metric", (int)o.metric, "M", o.M, "M0", o.M0,
+                         "ef_construction", o.ef_construction, "ef_search", o.ef_search, "seed",
                          (unsigned long long)o.seed, "count", (Py_ssize_t)sw_count(self->ix),
                          "deleted", (Py_ssize_t)sw_deleted_count(self->ix), "memory_bytes",
-                         (Py_ssize_t)sw_memory_usage(self->ix));
+                         (Py_ssize_t)sw_memory_usage(self->ix), "type", (int)o.type, "keep",
+                         (int)o.keep, "pq_m", o.pq_m, "trained",
+                         sw_is_trained(self->ix) ? Py_True : Py_False);
 }
 
 static PyObject *Index_count(IndexObject *self, PyObject *unused) {
@@ -702,6 +767,10 @@ static PyObject *Index_set_ef(IndexObject *self, PyObject *args) {
 }
 
 static PyObject *Index_closed(IndexObject *self, void *unused) { return PyBool_FromLong(!self->ix); }
+static PyObject *Index_trained(IndexObject *self, void *unused) {
+    if (check_open(self)) return NULL;
+    return PyBool_FromLong(sw_is_trained(self->ix));
+}
 static PyObject *Index_readonly(IndexObject *self, void *unused) {
     return PyBool_FromLong(self->ix && sw_is_readonly(self->ix));
 }
@@ -709,9 +778,10 @@ static PyObject *Index_readonly(IndexObject *self, void *unused) {
 static PyMethodDef Index_methods[] = {
     {"close", (PyCFunction)Index_close, METH_NOARGS, "Free the index now."},
     {"add", (PyCFunction)Index_add, METH_VARARGS, "add(vectors_f32, labels_u64, threads)"},
+    {"train", (PyCFunction)Index_train, METH_VARARGS, "train(vectors_f32)"},
     {"search", (PyCFunction)Index_search, METH_VARARGS,
      "search(queries, k, ef, threads, allow, filter, out_labels, out_dists, out_found, exact, "
-     "ef_upper=0)"},
+     "ef_upper=0, rerank=0)"},
     {"get", (PyCFunction)Index_get, METH_VARARGS, "get(labels_u64, out_f32)"},
     {"delete", (PyCFunction)Index_delete, METH_VARARGS, "delete(labels_u64)"},
     {"mark_deleted", (PyCFunction)Index_mark_deleted, METH_VARARGS, "mark_deleted(labels_u64)"},
@@ -734,6 +804,7 @@ static PyMethodDef Index_methods[] = {
 
 static PyGetSetDef Index_getset[] = {
     {"closed", (getter)Index_closed, NULL, "True once close() has run", NULL},
+    {"trained", (getter)Index_trained, NULL, "True when the index can take vectors", NULL},
     {"readonly", (getter)Index_readonly, NULL, "True for an index opened with mmap=True", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -774,10 +845,21 @@ PyMODINIT_FUNC PyInit__core(void) {
         "smallworld.ReadOnlyIndexError",
         "The index serves a file read-only (opened with mmap=True): it cannot be changed.",
         PyExc_PermissionError, NULL);
+    NotTrainedError = PyErr_NewExceptionWithDoc(
+        "smallworld.NotTrainedError",
+        "The compressed index's quantizer is not trained yet: call Index.train(vectors), or add "
+        "a first batch large enough to train on (TRAIN_ROWS rows; TRAIN_ROWS_PQ for pq).",
+        PyExc_RuntimeError, NULL);
     Py_INCREF(&IndexType);
-    if (!CorruptIndexError || !ReadOnlyIndexError || PyModule_AddObject(m, "Index", (PyObject *)&IndexType) < 0 ||
+    if (!CorruptIndexError || !ReadOnlyIndexError || !NotTrainedError ||
+        PyModule_AddObject(m, "Index", (PyObject *)&IndexType) < 0 ||
         PyModule_AddObject(m, "CorruptIndexError", Py_NewRef(CorruptIndexError)) < 0 ||
         PyModule_AddObject(m, "ReadOnlyIndexError", Py_NewRef(ReadOnlyIndexError)) < 0 ||
+        PyModule_AddObject(m, "NotTrainedError", Py_NewRef(NotTrainedError)) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_RERANK", SW_MAX_RERANK) < 0 ||
+        PyModule_AddIntConstant(m, "DEFAULT_RERANK", SW_DEFAULT_RERANK) < 0 ||
+        PyModule_AddIntConstant(m, "TRAIN_ROWS", SW_TRAIN_ROWS) < 0 ||
+        PyModule_AddIntConstant(m, "TRAIN_ROWS_PQ", SW_TRAIN_ROWS_PQ) < 0 ||
         PyModule_AddStringConstant(m, "version", sw_version()) < 0 ||
         PyModule_AddStringConstant(m, "simd", sw_simd_name()) < 0 ||
         PyModule_AddObject(m, "NO_LABEL", PyLong_FromUnsignedLongLong(SW_NO_LABEL)) < 0 ||

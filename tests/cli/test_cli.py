@@ -613,7 +613,8 @@ def bad_input(tmp):
     fails(EXIT_USAGE, "build", base, "-o", p("y.sw"), "--metric", "hamming", contains="hamming")
     fails(EXIT_USAGE, "build", base, "-o", p("y.sw"), "-M", 1, contains="out of range")
     fails(EXIT_USAGE, "build", base, "-o", p("y.sw"), "-M", "lots", contains="not a whole number")
-    fails(EXIT_USAGE, "build", base, "-o", p("y.sw"), "--type", "u8", contains="issue 10")
+    fails(EXIT_USAGE, "build", base, "-o", p("y.sw"), "--type", "q4",
+          contains="'q4' is not an element type (f32, f16, int8, binary, pq)")
     fails(EXIT_USAGE, "build", base, "-o", base, contains="data file itself")
     fails(EXIT_USAGE, "query", index, base, "-k", 0)
     fails(EXIT_USAGE, "query", index, base, "-k")
@@ -718,6 +719,85 @@ def mutated_files_never_crash(tmp, rounds=int(os.environ.get("SW_CLI_FUZZ_ROUNDS
                     check(p.stderr.count("\n") == 1, f"one line: {p.stderr!r}")
             if digest(index) != h:  # an add that succeeded: start again from the seed
                 run("build", os.path.join(tmp, "seed.fbin"), "-o", index, "-q")
+
+
+@test
+def quantized_types(tmp):
+    """--type, --keep and --pq-m at build; --rerank at query and bench; info
+    and stats report the storage; the command line's refusals name the value."""
+    rng = random.Random(12)
+    dim = 8
+    rows = distinct_rows(rng, 1500, dim)
+    p = lambda name: os.path.join(tmp, name)
+    base, qf = p("b.fbin"), p("q.fbin")
+    write_bin(base, rows, "f")
+    write_bin(qf, rows[:10], "f")
+    index = p("i8.sw")
+    _, err = run("build", base, "-o", index, "--type", "int8", "--keep", "disk", "-j", 2)
+    check("trained the int8 quantizer on 1500 rows" in err and "int8" in err.splitlines()[-1],
+          f"build summary: {err!r}")
+    i = info(index)
+    check((i["element_type"], i["keep"], i["trained"], i["count"]) == ("int8", "disk", True, 1500),
+          f"info {i}")
+    check(i["memory_full"] == 0, f"full vectors of keep disk are served from the file: {i}")
+    out, _ = run("info", index)
+    check("element type     int8" in out and "kept in the file (disk)" in out, out)
+    s = json.loads(run("stats", index, "-O", "json")[0])
+    check((s["element_type"], s["keep"], s["count"]) == ("int8", "disk", 1500), f"stats {s}")
+    check("storage    int8" in run("stats", index)[0], "stats text names the type")
+    run("verify", index)
+    # re-ranked with the full vectors: each stored row finds itself at
+    # distance 0, and every distance is the exact one
+    for extra in ((), ("--rerank", 1), ("--rerank", 8, "--ef", 100)):
+        res = query(index, qf, k=5, oformat="jsonl", extra=extra)
+        for qi, r in enumerate(res):
+            check(r[0] == (qi, 0.0), f"{extra}: query {qi} of a stored vector: {r[0]}")
+            check([d for _, d in r] == [float(l2(rows[qi], rows[l])) for l, _ in r],
+                  f"{extra}: distances of query {qi}: {r}")
+    # add trains nothing more and keeps the type
+    write_bin(p("more.fbin"), distinct_rows(random.Random(13), 20, dim, 101, 200), "f")
+    run("add", index, p("more.fbin"), "-q")
+    check(info(index)["count"] == 1520 and info(index)["element_type"] == "int8", "after add")
+    # bench passes --rerank through
+    run("gt", base, qf, "-k", 10, "-o", p("g.ibin"), "-q")
+    b = json.loads(run("bench", index, qf, "--gt", p("g.ibin"), "--ef", "64", "--rerank", 3,
+                       "-O", "json")[0])
+    check((b["type"], b["keep"], b["rerank"]) == ("int8", "disk", 3), f"bench {b}")
+    check(b["rows"][0]["recall"] >= 0.9, f"bench recall {b['rows'][0]}")
+    # the other types build and answer, pq with a --pq-m that divides the dimension
+    for typ, extra in (("f16", ()), ("binary", ("--keep", "memory")), ("pq", ("--pq-m", 4)),
+                       ("int8", ("--keep", "none"))):
+        out_ix = p(f"{typ}.sw")
+        run("build", base, "-o", out_ix, "--type", typ, "-q", *extra)
+        i = info(out_ix)
+        check(i["element_type"] == typ and i["count"] == 1500, f"{typ}: info {i}")
+        if typ == "pq":
+            check(i["pq_m"] == 4, f"pq_m {i}")
+        res = query(out_ix, qf, k=3)
+        check(len(res) == 10 and all(len(r) == 3 for r in res), f"{typ}: results")
+        if extra != ("--keep", "none"):
+            check(sum(r[0][0] == qi for qi, r in enumerate(res)) >= 9, f"{typ}: self found {res}")
+    # refusals, each naming what is wrong
+    def fails(code, *args, contains):
+        _, err = run(*args, expect=code)
+        check(contains in err, f"{args}: {err!r} lacks {contains!r}")
+
+    fails(EXIT_USAGE, "build", base, "-o", p("x.sw"), "--type", "int4",
+          contains="--type: 'int4' is not an element type (f32, f16, int8, binary, pq)")
+    fails(EXIT_USAGE, "build", base, "-o", p("x.sw"), "--type", "int8", "--keep", "tape",
+          contains="--keep: 'tape' is not one of memory, disk, none")
+    fails(EXIT_USAGE, "build", base, "-o", p("x.sw"), "--keep", "disk",
+          contains="--keep disk needs a compressed --type")
+    fails(EXIT_USAGE, "build", base, "-o", p("x.sw"), "--pq-m", 4, "--type", "int8",
+          contains="--pq-m applies to --type pq only")
+    fails(EXIT_USAGE, "build", base, "-o", p("x.sw"), "--type", "pq", "--pq-m", 3,
+          contains="--pq-m 3 does not divide the dimension 8")
+    fails(EXIT_USAGE, "query", index, qf, "--rerank", 0, contains="out of range")
+    fails(EXIT_USAGE, "query", index, qf, "--rerank", 1001, contains="out of range")
+    write_bin(p("few.fbin"), rows[:100], "f")
+    fails(EXIT_DATA, "build", p("few.fbin"), "-o", p("x.sw"), "--type", "pq", "-q",
+          contains="training the pq quantizer")
+    check(not os.path.exists(p("x.sw")), "no index written by a refused build")
 
 
 @test
