@@ -348,6 +348,18 @@ def loadavg():
         return float("nan")
 
 
+def pin_to(cpu, log):
+    """Pin this process to one CPU; -2: the lowest it may use, -1: leave it."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = allowed[0] if cpu == -2 and allowed else cpu
+    if pin >= 0:
+        try:
+            os.sched_setaffinity(0, {pin})
+            log(f"query passes pinned to CPU {pin}")
+        except (AttributeError, OSError) as e:
+            log(f"note: cannot pin to CPU {pin} ({e}); passes not pinned")
+
+
 # ==== Frontier and interpolation ====
 
 def frontier(points):
@@ -510,14 +522,7 @@ def main():
     # unpinned pass wanders between CPUs and one program's QPS then comes out
     # bimodal (145k or 175k at ef 16 on bigann10k, by run), where pinned runs
     # agree within 1%.  Every library's passes run on the same CPU.
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    pin = allowed[0] if args.pin_cpu == -2 and allowed else args.pin_cpu
-    if pin >= 0:
-        try:
-            os.sched_setaffinity(0, {pin})
-            log(f"query passes pinned to CPU {pin}")
-        except (AttributeError, OSError) as e:
-            log(f"note: cannot pin to CPU {pin} ({e}); passes not pinned")
+    pin_to(args.pin_cpu, log)
 
     # ---- sweep: repeat r of every (ef, library) before repeat r + 1 ----
     times = {(lib, ef): [] for lib in alive for ef in efs}

@@ -411,18 +411,6 @@ def plot(path, results, title, xmins):
 
 # ==== Main ====
 
-def pin_to(cpu, log):
-    """Pin this process to one CPU; -2: the lowest it may use, -1: leave it."""
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    pin = allowed[0] if cpu == -2 and allowed else cpu
-    if pin >= 0:
-        try:
-            os.sched_setaffinity(0, {pin})
-            log(f"query passes pinned to CPU {pin}")
-        except (AttributeError, OSError) as e:
-            log(f"note: cannot pin to CPU {pin} ({e}); passes not pinned")
-
-
 def int_list(s, flag):
     try:
         v = sorted({int(e) for e in s.split(",") if e.strip()})
@@ -582,7 +570,7 @@ def run(args, log, lines, name, base, queries, gt, files, names, rerank_names, e
     if not alive:
         fail("no configuration left to measure")
 
-    pin_to(args.pin_cpu, log)
+    sbs.pin_to(args.pin_cpu, log)
 
     # ---- sweep: repeat r of every pass before repeat r + 1 ----
     passes = [(c, ef, None) for ef in efs for c in alive]

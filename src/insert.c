@@ -616,11 +616,9 @@ sw_status sw_add(sw_index *ix, uint64_t label, const float *vector, size_t dim) 
     if (dim != ix->dim)
         return sw__fail(SW_EDIMMISMATCH, "sw_add: vector has dimension %zu, the index %u", dim,
                         ix->dim);
-    if (!sw_is_trained(ix))
-        return sw__fail(SW_ENOTTRAINED, "sw_add: the index is not trained; call sw_train, or "
-                                        "add a first batch of at least %u rows with sw_add_batch",
-                        ix->type == SW_TYPE_PQ ? SW_TRAIN_ROWS_PQ : SW_TRAIN_ROWS);
-    sw_status st = sw__add(ix, label, vector);
+    /* one row never trains: this refuses an untrained index */
+    sw_status st = sw__auto_train(ix, vector, 1, "sw_add");
+    if (st == SW_OK) st = sw__add(ix, label, vector);
     if (st == SW_OK) __atomic_add_fetch(&ix->added_since_pass, 1, __ATOMIC_RELAXED);
     return st;
 }

@@ -349,13 +349,9 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-typedef struct runner_ctx {
-    const sw_index *ix;
-} runner_ctx;
-
+/* pq.c's runner: the index's thread pool (ctx is the index). */
 static void run_parallel(void *ctx, size_t ntasks, void (*fn)(void *arg, size_t task), void *arg) {
-    const runner_ctx *r = ctx;
-    sw__parallel(r->ix, 0, ntasks, fn, arg);
+    sw__parallel(ctx, 0, ntasks, fn, arg);
 }
 
 /* The int8 grid, and the map from code distances to the metric's units. */
@@ -417,9 +413,8 @@ static sw_status learn(sw_index *ix, const float *x, size_t n, struct sw__quant 
             q->dev[i] = (float)(d / (double)n);
         }
     } else if (ix->type == SW_TYPE_PQ) {
-        runner_ctx rc = {ix};
         int kind = kind_of(ix->metric) == SW__K_IP ? 1 : kind_of(ix->metric) == SW__K_L1 ? 2 : 0;
-        st = sw__pq_train(m, &q->pq, ix->dim, ix->pq_m, kind, x, n, ix->seed, run_parallel, &rc);
+        st = sw__pq_train(m, &q->pq, ix->dim, ix->pq_m, kind, x, n, ix->seed, run_parallel, ix);
         if (st != SW_OK) {
             sw__free(m, q, sizeof *q);
             return st == SW_ENOMEM ? sw__fail(st, "sw_train: the product quantizer") : st;

@@ -769,8 +769,7 @@ static sw_status flood(const sw_index *ix, const float *query, float radius, siz
          * precision copies put in range. */
         size_t kept = 0;
         for (size_t i = 0; i < res.n; i++) {
-            sw__cand e = res.v[i];
-            e.dist = ix->fdist(c->query, sw__full(ix, e.id), ix->dim);
+            sw__cand e = {exact_dist(ix, c, res.v[i].id), res.v[i].id};
             if (e.dist <= radius) res.v[kept++] = e;
         }
         res.n = kept;
