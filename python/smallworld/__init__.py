@@ -320,7 +320,14 @@ class Index:
                 raise ValueError("label 2**64-1 is reserved: it pads short result rows (NO_LABEL)")
         if n == 0:
             return lab
-        self._ix.add(x, lab, _threads(threads))
+        try:
+            self._ix.add(x, lab, _threads(threads))
+        except BaseException:
+            if labels is None:
+                with self._lock:  # give the default labels back, unless others came after
+                    if self._next_label == int(lab[-1]) + 1:
+                        self._next_label = int(lab[0])
+            raise
         top = int(lab.max()) + 1
         with self._lock:
             if top > self._next_label:
