@@ -81,8 +81,8 @@ Output in --out (default bench/results), named after the data set:
 NAME_quant_table.txt (what was printed), NAME_quant_sweep.csv (one row per
 configuration, ef and rerank), NAME_quant_summary.csv (one row per
 configuration: build, memory, QPS at the targets, ratios) and
-NAME_quant.png (recall against QPS, log scale, one line per configuration)
-when matplotlib is there.
+NAME_quant.png (recall against QPS, log scale, one line per configuration;
+the whole range, and zoomed on recall >= --xmin) when matplotlib is there.
 
   python3 bench/quant_side_by_side.py --data bigann10k [--quick]
       [--libs hnswlib,faiss,smallworld] [--configs NAME,...] [--ef LIST]
@@ -368,7 +368,10 @@ def measure_memory(spec):
 
 # ==== Plot ====
 
-def plot(path, results, title, xmin):
+def plot(path, results, title, xmins):
+    """One panel per left end of the recall axis: the whole range (quantized
+    walks without re-ranking can end far below 0.9), and the region of the
+    targets, where the lines are close."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -380,24 +383,26 @@ def plot(path, results, title, xmin):
               "binary": "tab:purple", "pq": "tab:orange"}
     style = {"hnswlib": "-", "faiss": "--", "smallworld": "-"}
     marker = {"memory": "o", "disk": "s", "none": "v"}
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=100)
-    for name, r in results.items():
-        cfg, front = r["cfg"], r["front"]
-        c = "black" if cfg.lib == "hnswlib" else colour.get(cfg.dtype, "grey")
-        m = "x" if cfg.lib == "faiss" else ("D" if cfg.lib == "hnswlib" else marker[cfg.keep])
-        ax.plot([p[0] for p in front], [p[1] for p in front], style[cfg.lib], color=c,
-                marker=m, markersize=4, linewidth=1.3, label=f"{name} ({cfg.storage})")
-    ax.set_yscale("log")
+    fig, axes = plt.subplots(1, len(xmins), figsize=(7 * len(xmins), 6), dpi=100, squeeze=False)
     kfmt = FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}")
-    ax.yaxis.set_major_formatter(kfmt)
-    ax.yaxis.set_minor_formatter(kfmt)
-    ax.tick_params(axis="y", which="minor", labelsize=7)
-    ax.set_xlim(xmin, 1.002)
-    ax.set_xlabel("recall@10")
-    ax.set_ylabel("queries per second, 1 thread (log)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(True, which="both", linewidth=0.3)
-    ax.legend(fontsize=7, loc="best")
+    for ax, xmin in zip(axes[0], xmins):
+        for name, r in results.items():
+            cfg = r["cfg"]
+            front = [p for p in r["front"] if p[0] >= xmin - 0.02]
+            c = "black" if cfg.lib == "hnswlib" else colour.get(cfg.dtype, "grey")
+            m = "x" if cfg.lib == "faiss" else ("D" if cfg.lib == "hnswlib" else marker[cfg.keep])
+            ax.plot([p[0] for p in front], [p[1] for p in front], style[cfg.lib], color=c,
+                    marker=m, markersize=4, linewidth=1.3, label=f"{name} ({cfg.storage})")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(kfmt)
+        ax.yaxis.set_minor_formatter(kfmt)
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.set_xlim(xmin, 1.002)
+        ax.set_xlabel("recall@10")
+        ax.set_ylabel("queries per second, 1 thread (log)")
+        ax.grid(True, which="both", linewidth=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -461,8 +466,9 @@ def main():
                          "removed at the end)")
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--nq", type=int, default=0, help="use the first N queries (0: all)")
-    ap.add_argument("--xmin", type=float, default=None,
-                    help="left end of the plot's recall axis (default: from the data)")
+    ap.add_argument("--xmin", type=float, default=0.85,
+                    help="left end of the recall axis of the plot's second panel (the first "
+                         "shows every configuration's whole frontier)")
     ap.add_argument("--quiet-pattern", default=sbs.QUIET_PATTERN,
                     help="wait while processes matching this (pgrep -f) run; '' to not wait")
     args = ap.parse_args()
@@ -788,10 +794,12 @@ def run(args, log, lines, name, base, queries, gt, files, names, rerank_names, e
 
     png = os.path.join(args.out, f"{name}_quant.png")
     lowest = min(p[0] for r in results.values() for p in r["front"])
-    xmin = args.xmin if args.xmin is not None else min(0.8, math.floor(lowest * 20) / 20)
+    xmins = [math.floor(lowest * 20) / 20]
+    if args.xmin > xmins[0]:
+        xmins.append(args.xmin)
     title = (f"{name}: {n:,} x {d}, {nq:,} queries, k={args.k}; M=16, efC=200, 1 search "
              f"thread\n{mach}; median of {repeat}")
-    err = plot(png, results, title, xmin)
+    err = plot(png, results, title, xmins)
     log("")
     log(err or f"plot: {png}")
     log(f"csv: {sweep_csv}, {summary_csv}")

@@ -324,7 +324,7 @@ class Index:
             self._ix.add(x, lab, _threads(threads))
         except BaseException:
             if labels is None:
-                with self._lock:  # give the default labels back, unless others came after
+                with self._lock:  # give the default labels back if no add took more since
                     if self._next_label == int(lab[-1]) + 1:
                         self._next_label = int(lab[0])
             raise

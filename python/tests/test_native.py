@@ -1396,8 +1396,9 @@ def test_quantized_save_load_round_trip(tmp_path, dtype, keep):
         if keep == "none" or mmap:
             assert s["memory_full"] == 0, f"{keep}, mmap={mmap}: {s['memory_full']}"
         elif keep == "disk":
-            # mapped from the file by whole storage chunks; a part-filled
-            # last one (all of this small index) is read into memory
+            # whole chunks of copies are mapped from the file; the last,
+            # which later adds fill, is in memory (here all of them: the
+            # index is smaller than a chunk)
             assert s["memory_full"] <= mem["memory_full"]
         else:
             assert s["memory_full"] == mem["memory_full"]
