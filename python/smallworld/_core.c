@@ -522,13 +522,13 @@ static PyObject *Index_compact(IndexObject *self, PyObject *args) {
 }
 
 static PyObject *Index_contains(IndexObject *self, PyObject *arg) {
-    uint64_t label;
+    uint64_t label = 0; /* set by label_arg; gcc -O2 cannot see that */
     if (check_open(self) || label_arg(arg, &label)) return NULL;
     return PyBool_FromLong(sw_contains(self->ix, label));
 }
 
 static PyObject *Index_is_deleted(IndexObject *self, PyObject *arg) {
-    uint64_t label;
+    uint64_t label = 0; /* set by label_arg; gcc -O2 cannot see that */
     if (check_open(self) || label_arg(arg, &label)) return NULL;
     return PyBool_FromLong(sw_is_deleted(self->ix, label));
 }

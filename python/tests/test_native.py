@@ -1283,15 +1283,26 @@ def test_mmap_serves_the_file_read_only(tmp_path):
 # Every compressed dtype on one data set: 4096 x 32 clustered vectors (a
 # first add that large trains each quantizer by itself, pq's included) and
 # 100 queries from the same distribution.  The truth is a float32 index's
-# exact search.  Recall is measured at ef 200 with the default rerank;
-# the floors sit below what was measured (in the comment) with margin for
-# other kernels and thread counts.
+# exact search.  Each floor sits well below what was measured (five builds
+# on one and two threads, avx512 kernels; the spread was under 0.01):
+#
+#   dtype    ef  rerank  keep memory  keep none   (float32 at ef 200: 0.999)
+#   float16  200 4       0.998        0.996
+#   int8     200 4       0.999        0.971
+#   pq       200 10      0.903        0.315       (pq_m 4: 4 bytes a vector)
+#   binary   400 40      0.645        0.088       (32 bits a vector)
+#
+# Binary is weak here by nature, not by a fault: around centres far from
+# the per-dimension medians, a cluster's members share almost every sign,
+# so Hamming distance ties across the cluster and only the re-ranked
+# candidates are told apart (rerank 1/4/10/20 at ef 200: 0.09/0.23/0.36/
+# 0.51).
 
 QDTYPES = ["float16", "int8", "binary", "pq"]
 QDIM = 32
-# measured on this data (ef 64, rerank 4): float16 ~1.0, int8 ~1.0, binary
-# 0.22, pq 0.70; binary's one bit a dimension orders neighbours poorly
-RECALL_FLOOR = {"float16": 0.97, "int8": 0.95, "binary": 0.15, "pq": 0.55}
+# dtype -> (ef, rerank, floor with full copies, floor without them)
+QRECALL = {"float16": (200, None, 0.98, 0.97), "int8": (200, None, 0.98, 0.93),
+           "pq": (200, 10, 0.80, 0.25), "binary": (400, 40, 0.55, 0.05)}
 _QSHARED = {}
 
 
@@ -1328,10 +1339,16 @@ def test_quantized_recall(dtype):
     x, q, truth = qdata()
     ix = qbuilt(dtype)
     assert ix.dtype == dtype and ix.keep == "memory"
-    labels, _ = ix.search(q, k=10, ef=200)
+    ef, rerank, floor, _ = QRECALL[dtype]
+    labels, _ = ix.search(q, k=10, ef=ef, rerank=rerank)
     r = recall(labels, truth)
-    assert r >= RECALL_FLOOR[dtype], f"{dtype}: recall@10 {r:.3f}"
-    if dtype in ("binary", "pq"):
+    assert r >= floor, f"{dtype}: recall@10 {r:.3f}"
+    if dtype in ("float16", "int8"):
+        # re-ranked, as good as float32 itself
+        f32 = Index(QDIM)
+        f32.add(x)
+        assert r >= recall(f32.search(q, k=10, ef=ef)[0], truth) - 0.01
+    else:
         # re-ranking more candidates with the full vectors finds more
         lo, _ = ix.search(q, k=10, ef=200, rerank=1)
         hi, _ = ix.search(q, k=10, ef=200, rerank=20)
@@ -1391,9 +1408,8 @@ def test_quantized_save_load_round_trip(tmp_path, dtype, keep):
         if not mmap:
             # the loaded index takes more vectors, and saves what it holds
             loaded.add(x[:5] + 0.01, labels=[10**6 + j for j in range(5)])
-            # (without copies, a coarse code of x[0] + 0.01 ties with x[0]'s
-            # and, for binary and PQ, with more of its cluster)
-            if keep != "none" or dtype in ("float16", "int8"):
+            assert all(10**6 + j in loaded for j in range(5))
+            if keep != "none":  # without re-ranking, codes can tie with x[0]'s
                 assert loaded.search(x[0] + 0.01, k=1)[0][0] == 10**6
             else:
                 assert loaded.get(10**6).shape == (QDIM,)
@@ -1408,14 +1424,15 @@ def test_quantized_save_load_round_trip(tmp_path, dtype, keep):
     np.testing.assert_array_equal(other.search(q, k=10, ef=64)[0], la)
 
 
-@pytest.mark.parametrize("dtype", ["int8", "binary", "pq"])
+@pytest.mark.parametrize("dtype", QDTYPES)
 def test_keep_none_estimates(dtype):
     """Without full copies nothing is re-ranked: results still find most
     neighbours, and get() returns the decoded approximation."""
     x, q, truth = qdata()
     ix = qbuilt(dtype, "none")
-    labels, dists = ix.search(q, k=10, ef=200)
-    assert recall(labels, truth) >= RECALL_FLOOR[dtype] - (0.10 if dtype == "binary" else 0.25)
+    ef, rerank, _, floor = QRECALL[dtype]
+    labels, dists = ix.search(q, k=10, ef=ef, rerank=rerank)  # rerank: ignored
+    assert recall(labels, truth) >= floor
     assert (np.diff(dists, axis=1) >= 0).all()
     approx = ix.get([0, 1, 2])
     assert approx.shape == (3, QDIM) and np.isfinite(approx).all()
@@ -1432,6 +1449,8 @@ def test_untrained_index_refuses_small_adds_until_trained():
     with pytest.raises(smallworld.NotTrainedError, match="not trained"):
         ix.add(x[:10])
     assert len(ix) == 0
+    with pytest.raises(smallworld.NotTrainedError):
+        ix.add(x[:10], labels=range(100, 110))
     ix.train(x[:500])
     assert ix.is_trained
     with pytest.raises(ValueError, match="trained"):
