@@ -60,9 +60,9 @@ extern "C" {
 #endif
 
 #define SW_VERSION_MAJOR 0
-#define SW_VERSION_MINOR 4
+#define SW_VERSION_MINOR 5
 #define SW_VERSION_PATCH 0
-#define SW_VERSION_STRING "0.4.0"
+#define SW_VERSION_STRING "0.5.0"
 
 /** The library's version string, e.g. "0.1.0". */
 SW_API const char *sw_version(void);

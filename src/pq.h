@@ -38,6 +38,7 @@ typedef struct sw__pq {
     int kind;    /* SW__PQ_L2, SW__PQ_IP or SW__PQ_L1 */
     float *cent; /* m x 256 x dsub centroids, sub-quantizer-major */
     float *sdc;  /* m x 256 x 256: L2 squared / -dot / L1 between centroids of one sub-quantizer */
+    float *cent_t; /* m x dsub x 256: cent again, dimension-major in each sub-quantizer */
 } sw__pq;
 
 /* Runs fn(arg, t) for every t < ntasks, in any order, on any threads, and
@@ -53,19 +54,20 @@ typedef void (*sw__pq_runner)(void *ctx, size_t ntasks, void (*fn)(void *arg, si
  * minimises squared L2; only the tables differ.  Sub-quantizers are
  * trained as runner's tasks (serially when runner is NULL).
  *
- * *pq is output only: overwritten, never freed.  On success it owns cent
- * and sdc (release with sw__pq_free).  Returns SW_OK, SW_EINVAL (m = 0, m
+ * *pq is output only: overwritten, never freed.  On success it owns cent,
+ * sdc and cent_t (release with sw__pq_free).  Returns SW_OK, SW_EINVAL (m = 0, m
  * not dividing dim, n < 256, kind unknown: the caller checks these first)
  * or SW_ENOMEM; on error *pq is zeroed and nothing stays allocated.
  */
 SW__HIDDEN sw_status sw__pq_train(struct sw__mem *mem, sw__pq *pq, uint32_t dim, uint32_t m,
                                   int kind, const float *x, size_t n, uint64_t seed,
                                   sw__pq_runner runner, void *runner_ctx);
-/* Frees cent and sdc (either may be NULL) and zeroes both pointers. */
+/* Frees cent, sdc and cent_t (any may be NULL) and zeroes the pointers. */
 SW__HIDDEN void sw__pq_free(struct sw__mem *mem, sw__pq *pq);
-/* (Re)build sdc from dim, m, dsub, kind and cent, as after loading cent
- * from a file.  SW_ENOMEM leaves the old sdc (or NULL) in place. */
-SW__HIDDEN sw_status sw__pq_build_sdc(struct sw__mem *mem, sw__pq *pq);
+/* (Re)build sdc and cent_t from dim, m, dsub, kind and cent, as after
+ * loading cent from a file.  SW_ENOMEM leaves the old ones (or NULL) in
+ * place. */
+SW__HIDDEN sw_status sw__pq_build_tables(struct sw__mem *mem, sw__pq *pq);
 
 /* code[m]: the nearest centroid of each sub-quantizer, under squared L2
  * (lowest index on a tie). */

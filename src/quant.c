@@ -566,7 +566,7 @@ sw_status sw__quant_read(sw_index *ix, const unsigned char *p, size_t len, const
         pq->kind = kind_of(ix->metric) == SW__K_IP ? 1 : kind_of(ix->metric) == SW__K_L1 ? 2 : 0;
         if (!(pq->cent = sw__alloc(m, nf * sizeof(float), SW__LINE))) goto nomem;
         for (size_t i = 0; i < nf; i++) pq->cent[i] = get_f32(p + 4 * i);
-        if (sw__pq_build_sdc(m, pq) != SW_OK) goto nomem;
+        if (sw__pq_build_tables(m, pq) != SW_OK) goto nomem;
     }
     return SW_OK;
 nomem:

@@ -243,7 +243,7 @@ TEST(pq_train_deterministic_and_accurate) {
 
         REQUIRE(trained != NULL);
         memcpy(trained, a.sdc, (size_t)M * SW__PQ_K * SW__PQ_K * sizeof(float));
-        CHECK_OK(sw__pq_build_sdc(&mem, &a));
+        CHECK_OK(sw__pq_build_tables(&mem, &a));
         CHECK(memcmp(trained, a.sdc, (size_t)M * SW__PQ_K * SW__PQ_K * sizeof(float)) == 0);
         free(trained);
     }
@@ -319,6 +319,28 @@ TEST(pq_distances_match_decoded) {
 
                 sw__pq_lut(&pq, q + qi * 48, lut);
                 for (int i = 0; i < 4; i++) sw__pq_encode(&pq, x + (qi * 4 + i) * 48, codes[i]);
+                /* each byte names the nearest centroid (the first of equals) */
+                for (int i = 0; i < 4; i++)
+                    for (uint32_t j = 0; j < m; j++) {
+                        const uint32_t dsub = 48 / m;
+                        const float *xj = x + (qi * 4 + i) * 48 + j * dsub;
+                        double best = INFINITY;
+                        uint32_t bi = 0;
+
+                        for (uint32_t c = 0; c < SW__PQ_K; c++) {
+                            const double d2 = ref_dist(
+                                SW__PQ_L2, xj, pq.cent + ((size_t)j * SW__PQ_K + c) * dsub, dsub);
+
+                            if (d2 < best - 1e-6 * (1 + best)) {
+                                best = d2;
+                                bi = c;
+                            }
+                        }
+                        sw__pq_decode(&pq, codes[i], ya);
+                        CHECK(codes[i][j] == bi ||
+                              fabs(ref_dist(SW__PQ_L2, xj, ya + j * dsub, dsub) - best) <=
+                                  1e-6 * (1 + best));
+                    }
                 if (kind == SW__PQ_IP)
                     sw__pq_adc4_ip(lut, cp, m, four);
                 else
@@ -421,12 +443,12 @@ TEST(pq_train_out_of_memory) {
                 CHECK(pq.cent != NULL && pq.sdc != NULL);
                 /* and the table rebuild, starved, keeps the old table */
                 {
-                    float *old = pq.sdc;
+                    float *old = pq.sdc, *old_t = pq.cent_t;
 
                     tu_alloc_fail_after(&ta, 0, 1);
-                    CHECK_STATUS(sw__pq_build_sdc(&mem, &pq), SW_ENOMEM);
+                    CHECK_STATUS(sw__pq_build_tables(&mem, &pq), SW_ENOMEM);
                     tu_alloc_disarm(&ta);
-                    CHECK(pq.sdc == old);
+                    CHECK(pq.sdc == old && pq.cent_t == old_t);
                 }
                 sw__pq_free(&mem, &pq);
                 CHECK_EQ_UINT(tu_alloc_live_bytes(&ta), 0);
