@@ -675,7 +675,8 @@ typedef struct sw_stats {
                                 held in memory (part of memory_vectors); 0 for float32,
                                 SW_KEEP_NONE, and those served from the file */
     uint64_t saturated;    /**< int8: vector components that fell outside the learned
-                                ranges and were clamped, since creation (not saved) */
+                                ranges and were clamped since the index was created or
+                                loaded (the count is not saved) */
 } sw_stats;
 
 /**
