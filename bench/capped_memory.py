@@ -61,7 +61,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import ann_side_by_side as sbs  # noqa: E402  (data loading, recall)
+# ann_side_by_side (data loading, recall) imports NumPy: the parent never
+# imports it, the child only once it is inside its cgroup, so the
+# interpreter's libraries are charged where the child runs.
+
+
+def fail(msg):
+    print(f"capped_memory: {msg}", file=sys.stderr)
+    sys.exit(2)
 
 
 # ---- cgroups ----
@@ -72,13 +79,13 @@ def cgroup_root():
             os.path.isdir("/sys/fs/cgroup/memory"):
         return 1, "/sys/fs/cgroup/memory"
     for d in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-        try:
-            with open(os.path.join(d, "cgroup.controllers")) as f:
+        try:  # v2: the controller must be enabled for the children of d
+            with open(os.path.join(d, "cgroup.subtree_control")) as f:
                 if "memory" in f.read().split():
                     return 2, d
         except OSError:
             pass
-    sbs.fail("no memory cgroup controller (needs Linux, root, cgroup v1 or v2 memory)")
+    fail("no memory cgroup controller (needs Linux, root, cgroup v1 or v2 memory)")
 
 
 class Cgroup:
@@ -86,14 +93,20 @@ class Cgroup:
         self.v, root = cgroup_root()
         self.dir = os.path.join(root, f"sw_capped_{os.getpid()}_{time.monotonic_ns()}")
         os.mkdir(self.dir)
-        if self.v == 1:
-            self._write("memory.limit_in_bytes", str(limit_bytes) if limit_bytes else "-1")
-        else:
-            self._write("memory.max", str(limit_bytes) if limit_bytes else "max")
-            try:
-                self._write("memory.swap.max", "0")
-            except OSError:
-                pass
+        try:
+            if self.v == 1:
+                self._write("memory.limit_in_bytes", str(limit_bytes) if limit_bytes else "-1")
+                if os.path.exists(os.path.join(self.dir, "memory.memsw.limit_in_bytes")):
+                    # no swapping out of the limit either (memory + swap = memory)
+                    self._write("memory.memsw.limit_in_bytes",
+                                str(limit_bytes) if limit_bytes else "-1")
+            else:
+                self._write("memory.max", str(limit_bytes) if limit_bytes else "max")
+                if os.path.exists(os.path.join(self.dir, "memory.swap.max")):
+                    self._write("memory.swap.max", "0")
+        except OSError:
+            self.remove()
+            raise
 
     def _write(self, name, value):
         with open(os.path.join(self.dir, name), "w") as f:
@@ -107,7 +120,12 @@ class Cgroup:
         return os.path.join(self.dir, "cgroup.procs")
 
     def peak(self):
-        return int(self._read("memory.max_usage_in_bytes" if self.v == 1 else "memory.peak"))
+        if self.v == 1:
+            return int(self._read("memory.max_usage_in_bytes"))
+        try:
+            return int(self._read("memory.peak"))  # Linux 5.19 and later
+        except OSError:
+            return -1
 
     def oom_kills(self):
         if self.v == 1:
@@ -127,6 +145,7 @@ class Cgroup:
                 return
             except OSError:
                 time.sleep(0.1)
+        print(f"capped_memory: could not remove {self.dir}", file=sys.stderr)
 
 
 def drop_caches():
@@ -135,7 +154,7 @@ def drop_caches():
         with open("/proc/sys/vm/drop_caches", "w") as f:
             f.write("3")
     except OSError as e:
-        sbs.fail(f"cannot drop the page cache ({e}); run as root")
+        fail(f"cannot drop the page cache ({e}); run as root")
 
 
 # ---- the child ----
@@ -153,8 +172,10 @@ def status():
 def child(args):
     with open(args.procs, "w") as f:
         f.write(str(os.getpid()))
+    # from here on inside the limit, as a user's process has them
     import resource
-    import numpy as np  # inside the limit, as a user's process has it
+    import numpy as np
+    import ann_side_by_side as sbs
     # the queries and the truth only: the base set stays out of the limit
     d = sbs.find_data(args.data)
     queries = np.ascontiguousarray(sbs.read_bin(sbs.find_file(d, "query")), dtype=np.float32)
@@ -217,19 +238,19 @@ def measure(args, lib, index, limit):
     return res
 
 
-def mb(b):
-    return f"{b / 2**20:,.0f}"
+def mib(b):
+    return f"{b / 2**20:,.0f}" if b >= 0 else "?"
 
 
 def row(name, limit, r, yard):
-    lim = mb(limit) if limit else "none"
+    lim = mib(limit) if limit else "none"
     if "failed" in r:
-        return f"| {name} | {lim} | {mb(r['peak'])} | - | - | {r['failed']} | | | |"
+        return f"| {name} | {lim} | {mib(r['peak'])} | - | - | {r['failed']} | | | |"
     q = r["qps"]
-    return (f"| {name} | {lim} | {mb(r['peak'])} | {mb(r['VmHWM'])} | "
+    return (f"| {name} | {lim} | {mib(r['peak'])} | {mib(r['VmHWM'])} | "
             f"{r['VmHWM'] / yard:.2f} | {r['recall']:.4f} | "
             f"{statistics.median(q):,.0f} ({min(q):,.0f}-{max(q):,.0f}) | "
-            f"{r['majflt_per_query']:.2f} | {mb(r['RssAnon'])} / {mb(r['RssFile'])} |")
+            f"{r['majflt_per_query']:.2f} | {mib(r['RssAnon'])} / {mib(r['RssFile'])} |")
 
 
 def main():
@@ -250,18 +271,19 @@ def main():
     if args.child:
         return child(args)
     if not args.hnswlib or not args.smallworld:
-        sbs.fail("give --hnswlib and at least one --smallworld index")
+        fail("give --hnswlib and at least one --smallworld index")
     cgroup_root()
-    print(f"data {args.data}; ef {args.ef}, k {args.k}, one thread pinned to CPU {args.pin_cpu}; "
+    pin = f"pinned to CPU {args.pin_cpu}" if args.pin_cpu >= 0 else "not pinned"
+    print(f"data {args.data}; ef {args.ef}, k {args.k}, one thread {pin}; "
           f"a warm-up pass, then the median of {args.repeat} (min-max); page cache dropped "
           f"before each process; cgroup peak = anonymous + page cache charged; VmHWM = peak RSS",
           flush=True)
-    lines = ["| index | limit MB | cgroup peak MB | VmHWM MB | x hnswlib VmHWM | recall@10 | QPS | "
-             "major faults / query | RssAnon / RssFile MB at the end |",
+    lines = ["| index | limit MiB | cgroup peak MiB | VmHWM MiB | x hnswlib VmHWM | recall@10 | "
+             "QPS | major faults / query | RssAnon / RssFile MiB at the end |",
              "|---|---|---|---|---|---|---|---|---|"]
     h = measure(args, "hnswlib", args.hnswlib, 0)
     if "failed" in h:
-        sbs.fail(f"hnswlib: {h['failed']}")
+        fail(f"hnswlib: {h['failed']}")
     yard = h["VmHWM"]
     lines.append(row("hnswlib " + os.path.basename(args.hnswlib), 0, h, yard))
     print(lines[-1], flush=True)

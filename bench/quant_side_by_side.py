@@ -32,9 +32,10 @@ What is measured, and what is held fixed:
     re-scored with the float32 copies), and it pays the float32 bytes for it.
   - Same training rows.  A quantizer that needs training is trained
     explicitly, on the same rows for both libraries, before the add: the
-    whole base set for the scalar quantizers (faiss SQ8, smallworld int8 and
-    binary), a fixed random sample of at most --pq-train rows (65,536) for
-    PQ.  Training is inside the build time (a user pays it) and also shown
+    whole base set is given to the scalar quantizers (faiss SQ8 reads all
+    of it; smallworld int8 and binary take at most 65,536 evenly spaced
+    rows of what they are given), a fixed random sample of at most
+    --pq-train rows (65,536) for PQ.  Training is inside the build time (a user pays it) and also shown
     on its own.  float16 and float32 need none.
   - Build on --build-threads threads, one add call over the base set; wall
     time.  Every index is then saved to --workdir (a temporary directory
@@ -503,8 +504,8 @@ def main():
     rng = np.random.default_rng(2026)
     train_rows = (np.sort(rng.choice(n, args.pq_train, replace=False)) if n > args.pq_train
                   else np.arange(n))
-    log(f"training: scalar quantizers on all {n} rows, PQ ({args.pq_m} x 8 bit) on "
-        f"{len(train_rows)} rows (seed 2026)")
+    log(f"training: scalar quantizers given all {n} rows (smallworld samples at most 65,536 "
+        f"of them, evenly), PQ ({args.pq_m} x 8 bit) on {len(train_rows)} rows (seed 2026)")
 
     own_workdir = args.workdir is None
     work = tempfile.mkdtemp(prefix="sw_quant.") if own_workdir else args.workdir
