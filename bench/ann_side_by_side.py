@@ -176,6 +176,26 @@ def load(args):
     return name, base, queries, gt, (base_p, query_p, gt_p)
 
 
+def proc_status(keys=("VmRSS", "RssAnon", "RssFile", "RssShmem")):
+    """The named fields of /proc/self/status (memory sizes), in bytes."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key = line.split(":", 1)[0]
+            if key in keys:
+                out[key] = int(line.split()[1]) * 1024
+    return out
+
+
+def finish(log, lines, plot_err, png, csvs, table_path):
+    """The end of a run: where the plot and CSVs went, and the table file."""
+    log("")
+    log(plot_err or f"plot: {png}")
+    log(f"csv: {', '.join(csvs)}")
+    with open(table_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def recall_at_k(found, gt):
     k = gt.shape[1]
     found = np.asarray(found)[:, :k].astype(np.int64)
@@ -631,12 +651,8 @@ def main():
     png = os.path.join(args.out, f"{name}.png")
     title = (f"{name}: {len(base):,} x {base.shape[1]}, {nq:,} queries, k={args.k}; "
              f"M=16, efC=200, 1 search thread\n{mach}; median of {args.repeat}")
-    err = plot(png, results, title, args.xmin)
-    log("")
-    log(err or f"plot: {png}")
-    log(f"csv: {sweep_csv}, {summary_csv}")
-    with open(os.path.join(args.out, f"{name}_table.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    finish(log, lines, plot(png, results, title, args.xmin), png, (sweep_csv, summary_csv),
+           os.path.join(args.out, f"{name}_table.txt"))
 
 
 if __name__ == "__main__":

@@ -159,16 +159,6 @@ def drop_caches():
 
 # ---- the child ----
 
-def status():
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            k = line.split(":")[0]
-            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-                out[k] = int(line.split()[1]) * 1024
-    return out
-
-
 def child(args):
     with open(args.procs, "w") as f:
         f.write(str(os.getpid()))
@@ -207,7 +197,7 @@ def child(args):
     majflt = resource.getrusage(resource.RUSAGE_SELF).ru_majflt - before
     out = dict(load_s=load_s, qps=qps, recall=float(sbs.recall_at_k(found, gt)),
                majflt_per_query=majflt / (args.repeat * len(queries)), nq=len(queries),
-               **status())
+               **sbs.proc_status(("VmRSS", "VmHWM", "RssAnon", "RssFile")))
     print("RESULT " + json.dumps(out), flush=True)
 
 

@@ -310,17 +310,6 @@ INSTALL = {"smallworld": "cmake build and PYTHONPATH=build/python, or pip instal
 
 # ==== Memory: the fresh process ====
 
-def proc_status():
-    """VmRSS, RssAnon, RssFile, RssShmem of this process, in bytes."""
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key = line.split(":", 1)[0]
-            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
-                out[key] = int(line.split()[1]) * 1024
-    return out
-
-
 def mapped_rss(path):
     """Resident bytes of this process's mappings of the file at path (/proc/self/smaps)."""
     real, total, inside = os.path.realpath(path), 0, False
@@ -343,7 +332,7 @@ def child_main(spec):
     gt = np.ascontiguousarray(gt[:len(queries), :spec["k"]])
     cfg = CONFIGS[spec["config"]][1](spec["config"], spec["pq_m"])  # imports the library
     gc.collect()
-    before = proc_status()
+    before = sbs.proc_status()
     t0 = time.perf_counter()
     cfg.load(spec["path"], spec["n"], spec["d"])
     load_s = time.perf_counter() - t0
@@ -352,7 +341,7 @@ def child_main(spec):
     rec = sbs.recall_at_k(found, gt)
     del found  # the answer is the caller's memory, not the index's
     gc.collect()
-    after = proc_status()
+    after = sbs.proc_status()
     out = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     out.update(index_file_rss=mapped_rss(spec["path"]), load_s=load_s, recall=rec)
     print("RESULT " + json.dumps(out), flush=True)
@@ -788,12 +777,8 @@ def run(args, log, lines, name, base, queries, gt, files, names, rerank_names, e
         xmins.append(args.xmin)
     title = (f"{name}: {n:,} x {d}, {nq:,} queries, k={args.k}; M=16, efC=200, 1 search "
              f"thread\n{mach}; median of {repeat}")
-    err = plot(png, results, title, xmins)
-    log("")
-    log(err or f"plot: {png}")
-    log(f"csv: {sweep_csv}, {summary_csv}")
-    with open(os.path.join(args.out, f"{name}_quant_table.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    sbs.finish(log, lines, plot(png, results, title, xmins), png, (sweep_csv, summary_csv),
+               os.path.join(args.out, f"{name}_quant_table.txt"))
 
 
 if __name__ == "__main__":
